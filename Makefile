@@ -1,0 +1,45 @@
+# The two commands: `make run` (app + worker) and `make test` (the whole suite).
+# Both build .venv from the pinned requirements first; nothing else is needed on the machine.
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# The embedded PostgreSQL/Redis ship wheels for CPython 3.10-3.12 only.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.10 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3,10) <= sys.version_info[:2] <= (3,12))' 2>/dev/null && { echo $$p; break; }; done)
+
+.PHONY: help setup run test migrate clean
+
+help:
+	@echo "make run    start the web app and the worker (embedded Postgres/Redis unless DATABASE_URL/REDIS_URL are set)"
+	@echo "make test   run the whole test suite"
+
+$(PY):
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "Skilvís needs CPython 3.10, 3.11 or 3.12 (the embedded PostgreSQL and Redis ship wheels for those only)."; \
+		echo "Install one (e.g. 'apt-get install python3.11 python3.11-venv' or 'pyenv install 3.11') or run: make PYTHON=/path/to/python3.11 ..."; \
+		exit 1; fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(PY) -m shopify_app.launcher
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+migrate: setup
+	$(PY) -m flask --app shopify_app migrate
+
+clean:
+	rm -rf $(VENV) .data

@@ -1,0 +1,287 @@
+"""The pages' fetches (Bearer ID token): rows for the live refresh, retry, Payday's test
+connection, settings, credit preview and create. Answers are in the shop's remembered language;
+HTML fragments come from the same macros the pages use, so a refreshed row looks the same."""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+
+from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
+
+from . import db, documents, facts, home, i18n, manual, orders, payday, shop_settings
+from .auth import embedded
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _json() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, "a JSON object is expected")
+    return body
+
+
+def _ids(raw: str) -> list[int]:
+    try:
+        return [int(x) for x in raw.split(",") if x.strip()][:200]
+    except ValueError:
+        abort(400, "ids are numbers")
+
+
+def _row_html(row: dict, environment: str) -> str:
+    return render_template("_row.html", row=row, environment=environment).strip()
+
+
+@bp.get("/cases")
+@embedded
+def case_rows():
+    """The given rows as they are now (the refresh), or a page of the list."""
+    shop = home.current_shop()
+    environment = shop_settings.load(shop["id"]).payday_environment
+    if "ids" in request.args:
+        rows, next_cursor = home.rows_by_id(shop["id"], _ids(request.args["ids"])), None
+    else:
+        rows, next_cursor = home.list_cases(shop["id"], status=request.args.get("status") or None,
+                                            q=request.args.get("q"), cursor=request.args.get("after"))
+    return jsonify(rows=[{"id": r["id"], "status": r["status"], "updated_at": r["updated_at"].isoformat(),
+                          "html": _row_html(r, environment)} for r in rows],
+                   next=next_cursor)
+
+
+@bp.post("/cases/<int:case_id>/retry")
+@embedded
+def retry_case(case_id: int):
+    """Retry every failed document of the case: a fresh round of attempts, sent by the next pass."""
+    shop = home.current_shop()
+    case = home.owned_case(shop["id"], case_id)
+    with db.transaction() as conn:
+        failed = conn.execute("SELECT id, doc_key FROM documents WHERE case_id = %s AND shop_id = %s AND status = 'failed'",
+                              (case_id, shop["id"])).fetchall()
+    if not failed:
+        return jsonify(ok=False, message=i18n.gettext("There is nothing to retry.")), 409
+    for doc in failed:
+        _retry_document(shop["id"], doc["id"])
+    return _after_retry(shop, case)
+
+
+@bp.post("/documents/<int:doc_id>/retry")
+@embedded
+def retry_document(doc_id: int):
+    shop = home.current_shop()
+    with db.transaction() as conn:
+        doc = conn.execute("SELECT id, case_id FROM documents WHERE id = %s AND shop_id = %s",
+                           (doc_id, shop["id"])).fetchone()
+    if doc is None:
+        abort(404)
+    if not _retry_document(shop["id"], doc_id):
+        return jsonify(ok=False, message=i18n.gettext("There is nothing to retry.")), 409
+    case = home.owned_case(shop["id"], doc["case_id"]) if doc["case_id"] else None
+    return _after_retry(shop, case)
+
+
+def _retry_document(shop_id: int, doc_id: int) -> bool:
+    with db.transaction() as conn:
+        if not documents.retry(doc_id, shop_id, conn):
+            return False
+        doc = conn.execute("SELECT case_id, order_id FROM documents WHERE id = %s", (doc_id,)).fetchone()
+        if doc["case_id"]:
+            # What status.derive will say once the pass runs (a document in flight, no error):
+            # shown now, so the merchant sees the click took.
+            conn.execute("""UPDATE cases SET status = 'processing', reason = NULL, updated_at = now()
+                            WHERE id = %s AND NOT EXISTS (SELECT 1 FROM documents
+                                                          WHERE case_id = %s AND status = 'failed')""",
+                         (doc["case_id"], doc["case_id"]))
+    orders.enqueue(doc["order_id"])
+    return True
+
+
+def _after_retry(shop: dict, case: dict | None):
+    if case is None:
+        return jsonify(ok=True)
+    [row] = home.rows_by_id(shop["id"], [case["id"]])
+    environment = shop_settings.load(shop["id"]).payday_environment
+    return jsonify(ok=True, row={"id": row["id"], "status": row["status"], "html": _row_html(row, environment)})
+
+
+# --- settings ----------------------------------------------------------------------------
+
+def _connection_message(exc: Exception) -> str:
+    if isinstance(exc, payday.PaydayAuthError):
+        return i18n.gettext("Payday did not accept the client ID and secret: %(error)s", error=str(exc))
+    if isinstance(exc, payday.PaydayTransient):
+        return i18n.gettext("Payday could not be reached: %(error)s", error=str(exc))
+    return i18n.gettext("Payday refused: %(error)s", error=str(exc))
+
+
+@bp.post("/settings/test-connection")
+@embedded
+def test_connection():
+    """Log in to Payday with the typed credentials (a blank secret: the saved one) and list the
+    payment types. Saves nothing."""
+    shop = home.current_shop()
+    body = _json()
+    saved = shop_settings.load(shop["id"])
+    client_id = (body.get("client_id") or "").strip() or saved.payday_client_id
+    secret = (body.get("client_secret") or "").strip() or saved.payday_client_secret
+    environment = body.get("environment") or saved.payday_environment
+    if environment not in payday.BASE_URLS:
+        abort(400, "environment is production or test")
+    if not client_id or not secret:
+        return jsonify(ok=False, message=i18n.gettext("Enter the client ID and secret from Payday first."))
+    # A memory token store: a test with unsaved credentials must not replace the shop's token.
+    client = payday.PaydayClient(payday.base_url(environment), client_id, secret, read_attempts=1)
+    try:
+        result = client.test_connection()
+    except payday.PaydayError as exc:
+        return jsonify(ok=False, message=_connection_message(exc))
+    return jsonify(ok=True, message=i18n.gettext("Connected to Payday: %(count)s payment types found.",
+                                                 count=len(result["payment_types"])),
+                   payment_types=result["payment_types"])
+
+
+@bp.post("/settings")
+@embedded
+def save_settings():
+    shop = home.current_shop()
+    body = _json()
+    changes = {}
+    if "client_id" in body:
+        changes["payday_client_id"] = (body["client_id"] or "").strip() or None
+    if (body.get("client_secret") or "").strip():   # blank: keep the saved secret
+        changes["payday_client_secret"] = body["client_secret"].strip()
+    if body.get("disconnect"):
+        changes.update(payday_client_id=None, payday_client_secret=None, auto_process=False)
+    if "environment" in body:
+        changes["payday_environment"] = body["environment"]
+    if "payment_types" in body:
+        mapping = body["payment_types"]
+        if not isinstance(mapping, dict):
+            abort(400, "payment_types maps gateways to payment type ids")
+        # Custom POS payment types are matched exactly, case and spaces included (Payday H140):
+        # the names are kept as typed.
+        changes["payment_types"] = {str(k): str(v) for k, v in mapping.items() if str(k) and v}
+    for flag in ("send_email", "kennitala_from_company", "auto_process"):
+        if flag in body:
+            changes[flag] = bool(body[flag])
+    before = shop_settings.load(shop["id"])
+    if body.get("invoices_from"):
+        try:
+            chosen = date.fromisoformat(str(body["invoices_from"]))
+        except ValueError:
+            return jsonify(ok=False, message=i18n.gettext("That is not a date.")), 400
+        if chosen > datetime.now(i18n.TIMEZONE).date():
+            return jsonify(ok=False, message=i18n.gettext("Invoicing cannot begin in the future.")), 400
+        # The same day as shown keeps the exact moment (by default the install, to the second).
+        if before.invoices_from is None or chosen != before.invoices_from.astimezone(i18n.TIMEZONE).date():
+            changes["invoices_from"] = datetime.combine(chosen, time(), i18n.TIMEZONE)
+    try:
+        settings = shop_settings.save(shop["id"], **changes)
+    except ValueError as exc:
+        if "automatic processing" in str(exc):
+            message = i18n.gettext("Automatic processing can be turned on once Payday is connected.")
+        elif "environment" in str(exc):
+            message = i18n.gettext("Choose production or test.")
+        else:
+            message = str(exc)
+        return jsonify(ok=False, message=message), 400
+    message = i18n.gettext("Settings saved.")
+    if shop_settings.moves_start_back(before, settings):   # the backfill was asked for by save
+        message += " " + i18n.gettext("Skilvís is reading the orders since %(date)s from Shopify again.") % {
+            "date": i18n.day(settings.invoices_from)}
+    return jsonify(ok=True, message=message,
+                   checklist=[{"key": c["key"], "done": c["done"]} for c in home.checklist(shop["id"], settings)],
+                   connected=settings.payday_connected)
+
+
+# --- credit by hand ----------------------------------------------------------------------
+
+CREDIT_ERRORS = {
+    "bad_token": i18n.lazy_gettext("This form has expired; open it again."),
+    "unknown_line": i18n.lazy_gettext("That product is not on this order."),
+    "bad_quantity": i18n.lazy_gettext("At most %(max)s of “%(item)s” can be credited."),
+    "nothing_picked": i18n.lazy_gettext("Pick at least one product or the shipping."),
+    "unsupported_vat_rate": i18n.REASONS["unsupported_vat_rate"],
+    "order_gone": i18n.REASONS["order_gone"],
+    "order_too_large": i18n.REASONS["order_too_large"],
+    "not_connected": i18n.lazy_gettext("Payday is not connected: connect it in Settings"),
+}
+
+
+# Order names are the shop's prefix, number and suffix (`#1001`, `IS-1001-B`); no quotes, so
+# the name cannot change the search it is put in.
+ORDER_NAME = re.compile(r"^#?[\w.-]{1,40}$")
+
+
+@bp.post("/orders/find")
+@embedded
+def find_order():
+    """Credit by hand for any order, also one Skilvís has not seen yet: find it by its name in
+    Shopify and open its credit page. Its refunds go through the pipeline like any order's."""
+    shop = home.current_shop()
+    name = str(_json().get("name") or "").strip()
+    if not ORDER_NAME.match(name):
+        return jsonify(ok=False, message=i18n.gettext("Type the order's name, such as #1001.")), 400
+    found = facts.find_order(current_app.extensions["shopify_admin"], g.shop, name)
+    if found is None:
+        return jsonify(ok=False, message=i18n.gettext("Shopify has no order named %(name)s.") % {"name": name}), 404
+    order_id = orders.request_work(shop["id"], int(found["legacyResourceId"]))
+    orders.enqueue(order_id)
+    return jsonify(ok=True, url=home.page_url("home.credit_page", order_id=order_id))
+
+
+def _credit_error(code: str, params: dict, status: int = 400):
+    params = {k: str(v) for k, v in params.items()}
+    try:
+        message = str(CREDIT_ERRORS[code]) % params
+    except (KeyError, ValueError):
+        message = str(CREDIT_ERRORS.get(code, code))
+    return jsonify(ok=False, error=code, message=message), status
+
+
+def _plan_from_request(order_id: int):
+    shop = home.current_shop()
+    order_row = home.owned_order(shop["id"], order_id)
+    body = _json()
+    picks = {}
+    for key, value in (body.get("quantities") or {}).items():
+        try:
+            picks[str(key)] = int(value or 0)
+        except (TypeError, ValueError):
+            abort(400, "quantities are whole numbers")
+    try:
+        order = home.read_facts(order_row)
+    except facts.OrderTooLarge:
+        return shop, order_row, None, _credit_error("order_too_large", {}, 409)
+    if order is None:
+        return shop, order_row, None, _credit_error("order_gone", {}, 404)
+    try:
+        plan = manual.build(order, picks, bool(body.get("shipping")), str(body.get("token") or ""))
+    except manual.InvalidCredit as exc:
+        return shop, order_row, order, _credit_error(exc.code, exc.params)
+    return shop, order_row, order, plan
+
+
+@bp.post("/orders/<int:order_id>/credit/preview")
+@embedded
+def credit_preview(order_id: int):
+    shop, order_row, order, plan = _plan_from_request(order_id)
+    if not isinstance(plan, manual.Plan):
+        return plan
+    html = render_template("_preview.html", plan=plan, currency=order.currency)
+    return jsonify(ok=True, total=str(plan.total), total_text=i18n.money(plan.total, order.currency),
+                   lines=[documents.line_dict(line) for line in plan.lines], html=html)
+
+
+@bp.post("/orders/<int:order_id>/credit")
+@embedded
+def credit_create(order_id: int):
+    shop, order_row, order, plan = _plan_from_request(order_id)
+    if not isinstance(plan, manual.Plan):
+        return plan
+    if not shop_settings.load(shop["id"]).payday_connected:
+        return _credit_error("not_connected", {}, 409)
+    created = manual.create(shop["id"], order_row, order, plan)
+    return jsonify(ok=True, new=created.new, case_id=created.case_id, document_id=created.document_id,
+                   url=home.page_url("home.case_detail", case_id=created.case_id),
+                   message=i18n.gettext("Credit invoice created; it is being sent to Payday.") if created.new
+                   else i18n.gettext("This credit invoice was already created."))

@@ -1,0 +1,71 @@
+"""Command-line tools (`flask --app shopify_app ...`): migrations, a shop's settings, retries."""
+from __future__ import annotations
+
+import click
+from flask import Blueprint, current_app
+
+from . import db, documents, i18n, shop_settings, shops
+
+bp = Blueprint("cli", __name__, cli_group=None)
+
+
+@bp.cli.command("migrate")
+def migrate_command():
+    """Apply the database migrations (safe to run twice)."""
+    applied = db.migrate(current_app.config["SETTINGS"].database_url or None)
+    click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+def _shop_id(domain: str) -> int:
+    row = shops.get(domain) if shops.valid_shop_domain(domain) else None
+    if row is None:
+        raise click.ClickException(f"no installed shop {domain!r}")
+    return row["id"]
+
+
+@bp.cli.command("shop-settings")
+@click.argument("shop")
+@click.option("--payday-client-id")
+@click.option("--payday-secret", help="Payday client secret (stored encrypted)")
+@click.option("--payday-env", type=click.Choice(["production", "test"]))
+@click.option("--payment-type", multiple=True, metavar="GATEWAY=PAYMENT_TYPE_ID",
+              help="map a Shopify gateway (exact name, e.g. a POS custom type) to a Payday payment type")
+@click.option("--send-email/--no-send-email", default=None)
+@click.option("--kennitala-from-company/--no-kennitala-from-company", default=None)
+@click.option("--auto/--no-auto", "auto_process", default=None, help="automatic processing")
+@click.option("--invoices-from", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="invoice returns closed and refunds made from this day (Iceland time); an earlier day backfills")
+def shop_settings_command(shop, payday_client_id, payday_secret, payday_env, payment_type, send_email,
+                          kennitala_from_company, auto_process, invoices_from):
+    """Show or change a shop's settings for the invoicing pipeline."""
+    shop_id = _shop_id(shop)
+    changes = {k: v for k, v in {
+        "payday_client_id": payday_client_id, "payday_client_secret": payday_secret,
+        "payday_environment": payday_env, "send_email": send_email,
+        "kennitala_from_company": kennitala_from_company, "auto_process": auto_process,
+        "invoices_from": invoices_from and invoices_from.replace(tzinfo=i18n.TIMEZONE)}.items() if v is not None}
+    if payment_type:
+        mapping = dict(shop_settings.load(shop_id).payment_types)
+        for pair in payment_type:
+            gateway, sep, type_id = pair.partition("=")
+            if not sep:
+                raise click.BadParameter(f"{pair!r} is not GATEWAY=PAYMENT_TYPE_ID")
+            mapping[gateway] = type_id
+        changes["payment_types"] = mapping
+    try:
+        current = shop_settings.save(shop_id, **changes) if changes else shop_settings.load(shop_id)
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    for name, value in current.__dict__.items():
+        click.echo(f"{name}: {'(set)' if name == 'payday_client_secret' and value else value}")
+
+
+@bp.cli.command("retry-document")
+@click.argument("shop")
+@click.argument("document_id", type=int)
+def retry_document_command(shop, document_id):
+    """Give a failed credit invoice a fresh round of attempts."""
+    shop_id = _shop_id(shop)
+    if not documents.retry(document_id, shop_id):
+        raise click.ClickException("no failed document with that id in this shop")
+    click.echo("queued")

@@ -1,0 +1,234 @@
+"""Documents: each credit invoice is claimed in Postgres under its unique key, then sent to Payday.
+
+The order of effects is what makes a crash harmless:
+  1. claim   INSERT ... ON CONFLICT DO NOTHING on (shop, doc_key): a second decision claims nothing;
+  2. sending the row says a call is under way before the call is made (committed);
+  3. call    POST /invoices;
+  4. sent    Payday's invoice id recorded.
+A worker killed between 3 and 4 leaves the row in `sending`; the next attempt first looks the
+invoice up by its unique reference and records it instead of creating it again (Payday has no
+idempotency key). Transient failures wait with growing pauses over hours, then fail visibly.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from decimal import Decimal
+
+from psycopg.types.json import Jsonb
+
+from . import db, invoicing, orders, payday, shop_settings, timeline
+from .decision import Plan
+
+log = logging.getLogger(__name__)
+
+# Pauses between attempts: about 13 hours in all before a document is marked failed.
+BACKOFF = [timedelta(minutes=m) for m in (1, 2, 5, 10, 30, 60, 120, 240, 360)]
+MAX_ATTEMPTS = len(BACKOFF) + 1
+
+
+def line_dict(line) -> dict:
+    return {"kind": line.kind, "description": line.description, "sku": line.sku, "quantity": line.quantity,
+            "amount": str(line.amount), "vat_rate": str(line.vat_rate)}
+
+
+def coverage(conn, order_id: int) -> dict[str, frozenset[str]]:
+    """The documents already claimed for an order and the refunds each covers."""
+    rows = conn.execute("SELECT doc_key, refund_gids FROM documents WHERE order_id = %s", (order_id,)).fetchall()
+    return {r["doc_key"]: frozenset(r["refund_gids"]) for r in rows}
+
+
+def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, currency: str) -> int | None:
+    """Claim the document under its key; None when it is already claimed (by anyone, ever)."""
+    row = conn.execute(
+        """INSERT INTO documents (shop_id, order_id, case_id, doc_key, trigger, return_gid, return_name, refund_gids,
+                                  lines, total, currency, gateway, reference, status)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'claimed')
+           ON CONFLICT (shop_id, doc_key) DO NOTHING RETURNING id""",
+        (shop_id, order["id"], case_id, plan.key, plan.trigger, plan.return_id, plan.return_name,
+         list(plan.refund_ids), Jsonb([line_dict(l) for l in plan.lines]), plan.total, currency, plan.gateway,
+         invoicing.reference(order["name"], plan.key, plan.return_name)),
+    ).fetchone()
+    if row:
+        timeline.add(conn, shop_id, order["id"], case_id, "document_claimed",
+                     {"doc_key": plan.key, "total": str(plan.total), "lines": len(plan.lines)})
+    return row["id"] if row else None
+
+
+def client_for(settings: shop_settings.ShopSettings) -> payday.PaydayClient:
+    return payday.PaydayClient(payday.base_url(settings.payday_environment), settings.payday_client_id, settings.payday_client_secret,
+                               token_store=payday.PostgresTokenStore(settings.shop_id))
+
+
+def due(order_id: int) -> list[dict]:
+    with db.transaction() as conn:
+        return conn.execute(
+            """SELECT d.*, o.name AS order_name, o.customer_name, o.customer_email
+               FROM documents d JOIN orders o ON o.id = d.order_id
+               WHERE d.order_id = %s AND d.status IN ('claimed', 'sending') AND d.next_attempt_at <= now()
+               ORDER BY d.id""",
+            (order_id,),
+        ).fetchall()
+
+
+def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSettings, customer: dict) -> str:
+    """One attempt to get the document into Payday; returns its new status."""
+    with db.transaction() as conn:
+        attempt = conn.execute("UPDATE documents SET attempts = attempts + 1 WHERE id = %s RETURNING attempts",
+                               (doc["id"],)).fetchone()["attempts"]
+    try:
+        if doc["status"] == "sending":
+            # The last attempt's outcome is unknown: the invoice may exist already.
+            found = [inv for inv in client.find_invoices_by_reference(doc["reference"]) if _ours(inv, doc)]
+            if found:
+                return _sent(doc, found[0], looked_up=True)
+        customer_id = client.find_or_create_customer(**customer)
+        body = invoicing.invoice_body(
+            doc, order_name=doc["order_name"], customer_id=customer_id, today=date.today(),
+            payment_type=settings.payment_types.get(doc["gateway"] or ""), send_email=settings.send_email,
+            original_number=_original_number(client, doc["order_name"], customer_id))
+        with db.transaction() as conn:
+            conn.execute(
+                "UPDATE documents SET status = 'sending', request_body = %s WHERE id = %s", (Jsonb(body), doc["id"]))
+            timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_call",
+                         {"doc_key": doc["doc_key"], "attempt": attempt})
+        invoice = client.create_invoice(body)
+        return _sent(doc, invoice)
+    except payday.PaydayTransient as exc:
+        return _retry_later(doc, exc, attempt)
+    except payday.PaydayAuthError as exc:
+        return _give_up(doc, "auth", str(exc), attempt)
+    except payday.PaydayValidationError as exc:
+        return _give_up(doc, "validation", exc.message, attempt)
+
+
+def _ours(invoice: dict, doc: dict) -> bool:
+    """An invoice under our reference is ours only for our customer and our total: two stores
+    on one Payday company (a .is and a .com shop) both have an order #1001 with a return R1."""
+    sent = doc.get("request_body") or {}
+    customer = (sent.get("customer") or {}).get("id")
+    if customer is not None and (invoice.get("customer") or {}).get("id") != customer:
+        return False
+    amount = invoice.get("amountIncludingVat")
+    return amount is None or Decimal(str(amount)) == Decimal(doc["total"])
+
+
+def _original_number(client, order_name: str, customer_id: str | None) -> str | None:
+    """C7: name the sale invoice this credits, when Payday has one under the order's name for
+    the same customer (another store's order of that name is not it)."""
+    try:
+        for invoice in client.find_invoices_by_reference(order_name):
+            if (invoice.get("number") and float(invoice.get("amountIncludingVat") or 0) > 0
+                    and (invoice.get("customer") or {}).get("id") == customer_id):
+                return str(invoice["number"])
+    except payday.PaydayError:
+        pass  # a nicety: never worth failing the credit invoice over
+    return None
+
+
+def _sent(doc: dict, invoice: dict, looked_up: bool = False) -> str:
+    with db.transaction() as conn:
+        conn.execute(
+            """UPDATE documents SET status = 'sent', sent_at = now(), payday_invoice_id = %s, payday_number = %s,
+                   last_error = NULL, last_error_kind = NULL WHERE id = %s""",
+            (str(invoice["id"]), _str(invoice.get("number")), doc["id"]))
+        timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_invoice_created",
+                     {"doc_key": doc["doc_key"], "invoice_id": str(invoice["id"]), "found_by_reference": looked_up})
+    return "sent"
+
+
+def _retry_later(doc: dict, exc: "payday.PaydayTransient", attempt: int) -> str:
+    """A transient failure: try again after a growing pause (or Payday's Retry-After), until
+    MAX_ATTEMPTS; the status stays as it is (`sending` keeps the lookup by reference due)."""
+    if attempt >= MAX_ATTEMPTS:
+        return _give_up(doc, "transient", str(exc), attempt)
+    pause = BACKOFF[attempt - 1]
+    if exc.retry_after:
+        pause = max(pause, timedelta(seconds=float(exc.retry_after)))
+    with db.transaction() as conn:
+        conn.execute("""UPDATE documents SET last_error = %s, last_error_kind = 'transient',
+                            next_attempt_at = now() + %s WHERE id = %s""", (str(exc), pause, doc["id"]))
+        timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_error",
+                     {"doc_key": doc["doc_key"], "kind": "transient", "error": str(exc), "attempt": attempt})
+    return "retrying"
+
+
+def _give_up(doc: dict, kind: str, message: str, attempt: int) -> str:
+    with db.transaction() as conn:
+        conn.execute("UPDATE documents SET status = 'failed', last_error = %s, last_error_kind = %s WHERE id = %s",
+                     (message, kind, doc["id"]))
+        timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_error",
+                     {"doc_key": doc["doc_key"], "kind": kind, "error": message, "attempt": attempt})
+    return "failed"
+
+
+def fetch_number(doc_id: int, client: payday.PaydayClient) -> str | None:
+    """Payday numbers invoices in the background; read the number once it is there."""
+    with db.transaction() as conn:
+        doc = conn.execute("SELECT * FROM documents WHERE id = %s", (doc_id,)).fetchone()
+    if doc is None or doc["payday_number"] or not doc["payday_invoice_id"]:
+        return doc["payday_number"] if doc else None
+    number = _str(client.get_invoice(doc["payday_invoice_id"]).get("number"))
+    if number:
+        with db.transaction() as conn:
+            conn.execute("UPDATE documents SET payday_number = %s WHERE id = %s", (number, doc_id))
+    return number
+
+
+def retry(doc_id: int, shop_id: int, conn=None) -> bool:
+    """The merchant's Retry: a failed document of this shop gets a fresh round of attempts, and
+    its order is asked for work. False when there is no such failed document. With `conn`, the
+    caller commits and then enqueues the order (orders.enqueue)."""
+    if conn is None:
+        with db.transaction() as own:
+            row = _reset_failed(own, doc_id, shop_id)
+        if row:
+            orders.enqueue(row["order_id"])
+        return row is not None
+    return _reset_failed(conn, doc_id, shop_id) is not None
+
+
+def _reset_failed(conn, doc_id: int, shop_id: int) -> dict | None:
+    row = conn.execute(
+        """UPDATE documents SET status = CASE WHEN payday_invoice_id IS NULL AND request_body IS NOT NULL
+                                              THEN 'sending' ELSE 'claimed' END,
+               attempts = 0, next_attempt_at = now(), last_error = NULL, last_error_kind = NULL
+           WHERE id = %s AND shop_id = %s AND status = 'failed' RETURNING order_id, case_id, doc_key""",
+        (doc_id, shop_id)).fetchone()
+    if row:
+        timeline.add(conn, shop_id, row["order_id"], row["case_id"], "retry", {"doc_key": row["doc_key"]})
+        orders.ask_again(conn, row["order_id"])
+    return row
+
+
+def customer_details(order_row: dict, facts_customer, settings: shop_settings.ShopSettings) -> dict:
+    """Who the credit invoice is for in Payday: by kennitala (from the checkout's company field,
+    when the shop collects it there), else by e-mail, else created from the billing data."""
+    # The raw field goes to the client, which validates it: a kennitala issued since 2026 has no
+    # check digit, and Payday may know it even where the mod-11 test fails.
+    ssn = facts_customer.company if settings.kennitala_from_company and facts_customer.company else None
+    name = facts_customer.name or facts_customer.email or order_row["name"]
+    return {"kennitala": ssn, "email": facts_customer.email, "name": name, "address": facts_customer.address,
+            "zip_code": facts_customer.zip_code, "city": facts_customer.city,
+            "country": facts_customer.country, "phone": facts_customer.phone}
+
+
+def _str(value) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def fetch_missing_numbers() -> int:
+    """Periodic: ask Payday for the numbers of invoices it has not numbered yet."""
+    with db.transaction() as conn:
+        rows = conn.execute("""SELECT id, shop_id FROM documents WHERE status = 'sent' AND payday_number IS NULL
+                               AND sent_at > now() - interval '7 days' ORDER BY shop_id, id LIMIT 500""").fetchall()
+    found = 0
+    clients: dict[int, payday.PaydayClient] = {}
+    for row in rows:
+        try:
+            if row["shop_id"] not in clients:
+                clients[row["shop_id"]] = client_for(shop_settings.load(row["shop_id"]))
+            found += bool(fetch_number(row["id"], clients[row["shop_id"]]))
+        except payday.PaydayError as exc:
+            log.info("number of document %s not fetched: %s", row["id"], exc)
+    return found

@@ -1,0 +1,342 @@
+"""The merchant's pages, embedded in Shopify admin: the returns list (home), a case's detail,
+credit by hand, and settings with the first-run checklist. Every query names the shop, so one
+shop never sees another's rows (a foreign id is simply not found: 404)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import secrets
+from datetime import datetime
+
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+
+from . import db, facts, i18n, manual, payday, shop_settings, shops
+from .auth import embedded, valid_query_hmac
+from .shopify_admin import ShopifyError, ShopifyUnavailable
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("home", __name__)
+
+PAGE_SIZE = 50
+STATUSES = ("open", "pending_settlement", "processing", "created", "none_needed", "failed")
+IN_FLIGHT = ("processing", "pending_settlement")
+# Shopify's parameters that must survive navigation inside the app (not `id_token`: it is
+# short-lived, and the page's script adds a fresh one).
+CARRIED = ("shop", "host", "locale", "embedded")
+
+
+@bp.get("/")
+def index():
+    """Shopify opens the app URL embedded with `id_token`; an install link from outside admin
+    comes signed (shop, hmac, timestamp) without one and starts the authorization-code flow."""
+    if "id_token" in request.args or request.args.get("embedded") == "1":
+        return app_home()
+    shop = shops.valid_shop_domain(request.args.get("shop"))
+    if shop and valid_query_hmac(request.args.to_dict()):
+        if shops.is_installed(shops.get(shop)):
+            return redirect(f"https://{shop}/admin/apps/{current_app.config['SETTINGS'].api_key}")
+        return redirect(url_for("auth.begin", shop=shop))
+    abort(400, "open Skilvís from your Shopify admin")
+
+
+def current_shop() -> dict:
+    shop = shops.get(g.shop)
+    if shop is None:
+        abort(404)
+    i18n.resolve(shop)
+    return shop
+
+
+@bp.app_template_global()
+def page_url(endpoint: str, **values) -> str:
+    """A link to another page of the app, carrying Shopify's parameters along."""
+    carried = {k: request.args[k] for k in CARRIED if request.args.get(k)}
+    carried.setdefault("shop", g.shop)
+    carried.update({k: v for k, v in values.items() if v not in (None, "")})
+    return url_for(endpoint, **carried)
+
+
+@bp.app_template_global()
+def payday_invoice_url(environment: str | None, invoice_id: str | None) -> str | None:
+    # Assumed: Payday's web app shows an invoice at /invoices/<id> (app.payday.is for
+    # production, app.test.payday.is for the test environment); the API documents no such link.
+    if not invoice_id:
+        return None
+    host = "app.test.payday.is" if environment == "test" else "app.payday.is"
+    return f"https://{host}/invoices/{invoice_id}"
+
+
+@bp.app_template_global()
+def admin_order_url(legacy_id) -> str:
+    # App Bridge turns shopify://admin links into navigation of the admin around the app.
+    return f"shopify://admin/orders/{legacy_id}"
+
+
+# --- the list --------------------------------------------------------------------------------
+
+def encode_cursor(updated_at: datetime, case_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{updated_at.isoformat()}|{case_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, case_id = raw.rsplit("|", 1)
+        value = datetime.fromisoformat(when)
+        if value.tzinfo is None:
+            raise ValueError
+        return value, int(case_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        abort(400, "bad cursor")
+
+
+ROW_COLUMNS = """
+    SELECT c.id, c.kind, c.label, c.status, c.reason, c.amount, c.currency, c.updated_at, c.order_id,
+           o.name AS order_name, o.legacy_id, o.customer_name, o.customer_email,
+           docs.docs"""
+ROW_JOINS = """
+    JOIN orders o ON o.id = c.order_id
+    LEFT JOIN LATERAL (
+        SELECT json_agg(json_build_object('id', d.id, 'status', d.status, 'number', d.payday_number,
+                                          'invoice_id', d.payday_invoice_id) ORDER BY d.id) AS docs
+        FROM documents d WHERE d.case_id = c.id) docs ON true
+"""
+ROW_SQL = f"{ROW_COLUMNS} FROM cases c {ROW_JOINS}"
+# Search: every word typed must begin a word of the order's name or customer (as the
+# orders_search index holds them), either as typed ('k6@example' begins the lexeme
+# 'k6@example.is') or as Postgres splits it ('#1003' → '1003').
+SEARCH_DOC = """to_tsvector('simple', coalesce(o.name, '') || ' ' || coalesce(o.customer_name, '') || ' '
+                               || coalesce(o.customer_email, ''))"""
+TSQUERY_SQL = r"""
+    SELECT string_agg('(' || quote_literal(lower(w)) || ':*'
+                      || coalesce(' | ' || (SELECT string_agg(quote_literal(lexeme) || ':*', ' & ')
+                                            FROM unnest(to_tsvector('simple', w))), '')
+                      || ')', ' & ') AS tsq
+    FROM regexp_split_to_table(replace(%s, '\', ''), '\s+') AS w WHERE w <> ''"""
+
+
+def search_query(q: str) -> str | None:
+    with db.transaction() as conn:
+        return conn.execute(TSQUERY_SQL, (q,)).fetchone()["tsq"]
+
+
+def list_cases(shop_id: int, *, status: str | None = None, q: str | None = None, cursor: str | None = None,
+               limit: int = PAGE_SIZE) -> tuple[list[dict], str | None]:
+    """One page, newest change first; the cursor is the last row's (updated_at, id), so a page
+    costs the same however deep it is and rows never repeat or vanish between pages."""
+    where = ["c.shop_id = %(shop_id)s"]
+    params: dict = {"shop_id": shop_id, "limit": limit + 1}
+    if status in STATUSES:
+        where.append("c.status = %(status)s")
+        params["status"] = status
+    q = (q or "").strip()
+    if q:
+        tsq = search_query(q)
+        if not tsq:
+            return [], None
+        # The matching orders first (the GIN index), then their cases: left to itself the planner
+        # misjudges how many orders match a prefix and walks the whole listing instead.
+        where.append(f"""c.order_id IN (SELECT id FROM (SELECT o.id FROM orders o
+                                                        WHERE o.shop_id = %(shop_id)s AND {SEARCH_DOC} @@ %(tsq)s::tsquery
+                                                        OFFSET 0) AS hits)""")
+        params["tsq"] = tsq
+    after = decode_cursor(cursor)
+    if after:
+        where.append("(c.updated_at, c.id) < (%(after_at)s, %(after_id)s)")
+        params.update(after_at=after[0], after_id=after[1])
+    # The page's ids first, then their orders and documents: joined before the LIMIT, a broad
+    # search would read the documents of every match.
+    sql = f"""{ROW_COLUMNS}
+              FROM (SELECT c.* FROM cases c WHERE {' AND '.join(where)}
+                    ORDER BY c.updated_at DESC, c.id DESC LIMIT %(limit)s) c
+              {ROW_JOINS}
+              ORDER BY c.updated_at DESC, c.id DESC"""
+    with db.transaction() as conn:
+        rows = conn.execute(sql, params).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1]["updated_at"], rows[-1]["id"]) if more else None)
+
+
+def rows_by_id(shop_id: int, ids: list[int]) -> list[dict]:
+    if not ids:
+        return []
+    with db.transaction() as conn:
+        return conn.execute(f"{ROW_SQL} WHERE c.shop_id = %s AND c.id = ANY(%s) ORDER BY c.updated_at DESC, c.id DESC",
+                            (shop_id, ids)).fetchall()
+
+
+def checklist(shop_id: int, settings: shop_settings.ShopSettings | None = None) -> list[dict]:
+    """What a new shop must do before credit invoices flow by themselves."""
+    settings = settings or shop_settings.load(shop_id)
+    gateways = shop_settings.gateways(shop_id, settings)
+    unmapped = [gw for gw in gateways if not settings.payment_types.get(gw)]
+    return [
+        {"key": "connect", "done": settings.payday_connected, "text": i18n.gettext("Connect Payday")},
+        {"key": "payment_types", "done": settings.payday_connected and not unmapped,
+         "text": i18n.gettext("Choose a Payday payment type for each payment gateway")},
+        {"key": "auto_process", "done": settings.auto_process,
+         "text": i18n.gettext("Turn on automatic processing")},
+    ]
+
+
+@embedded
+def app_home():
+    shop = current_shop()
+    status = request.args.get("status") or None
+    q = request.args.get("q") or ""
+    rows, next_cursor = list_cases(shop["id"], status=status, q=q, cursor=request.args.get("after"))
+    settings = shop_settings.load(shop["id"])
+    return render_template("home.html", shop=g.shop, rows=rows, status=status if status in STATUSES else None, q=q,
+                           statuses=STATUSES, next_cursor=next_cursor, first_page=not request.args.get("after"),
+                           checklist=checklist(shop["id"], settings), environment=settings.payday_environment,
+                           unreadable=unreadable_orders(shop["id"]))
+
+
+# Why a pass could not read an order, for the ones the merchant must act on (an order deleted
+# in Shopify needs nothing).
+ACTIONABLE_READ_ERRORS = ("order_too_large", "shopify_auth")
+
+
+def unreadable_orders(shop_id: int) -> list[dict]:
+    with db.transaction() as conn:
+        return conn.execute(
+            """SELECT id, coalesce(name, '#' || legacy_id) AS name, legacy_id, last_error FROM orders
+               WHERE shop_id = %s AND last_error IS NOT NULL AND last_error = ANY(%s)
+               ORDER BY work_done_at DESC NULLS LAST LIMIT 20""", (shop_id, list(ACTIONABLE_READ_ERRORS))).fetchall()
+
+
+# --- a case ----------------------------------------------------------------------------------
+
+def owned_case(shop_id: int, case_id: int) -> dict:
+    with db.transaction() as conn:
+        row = conn.execute(f"{ROW_SQL} WHERE c.shop_id = %s AND c.id = %s", (shop_id, case_id)).fetchone()
+    if row is None:
+        abort(404)
+    return row
+
+
+def order_timeline(shop_id: int, order: dict) -> list[dict]:
+    """What we did (timeline) and what Shopify told us (webhook deliveries naming the order or
+    one of its returns), in time order."""
+    with db.transaction() as conn:
+        entries = conn.execute("""SELECT at, kind, detail, case_id FROM timeline
+                                  WHERE shop_id = %s AND order_id = %s ORDER BY at, id""",
+                               (shop_id, order["id"])).fetchall()
+        events = conn.execute(
+            """SELECT e.received_at AS at, e.topic FROM webhook_events e
+               WHERE e.shop_domain = %(domain)s AND e.status <> 'rejected' AND (
+                     (e.topic LIKE 'orders/%%' AND e.payload ->> 'id' = %(legacy)s)
+                  OR e.payload ->> 'order_id' = %(legacy)s
+                  OR e.payload -> 'order' ->> 'id' = %(legacy)s
+                  OR e.payload ->> 'admin_graphql_api_id' IN (SELECT case_gid FROM cases WHERE order_id = %(order_id)s))
+               ORDER BY e.received_at DESC LIMIT 200""",
+            {"domain": order["shop_domain"], "legacy": str(order["legacy_id"]), "order_id": order["id"]}).fetchall()
+    merged = [{"at": e["at"], "kind": "webhook", "detail": {"topic": e["topic"]}, "case_id": None} for e in events]
+    merged += [dict(r) for r in entries]
+    return sorted(merged, key=lambda r: r["at"])
+
+
+def order_documents(shop_id: int, order_id: int) -> list[dict]:
+    with db.transaction() as conn:
+        return conn.execute("""SELECT d.*, c.label AS case_label, c.kind AS case_kind FROM documents d
+                               LEFT JOIN cases c ON c.id = d.case_id
+                               WHERE d.shop_id = %s AND d.order_id = %s ORDER BY d.id""",
+                            (shop_id, order_id)).fetchall()
+
+
+@bp.get("/cases/<int:case_id>")
+@embedded
+def case_detail(case_id: int):
+    shop = current_shop()
+    case = owned_case(shop["id"], case_id)
+    with db.transaction() as conn:
+        order = conn.execute("""SELECT o.*, s.domain AS shop_domain FROM orders o JOIN shops s ON s.id = o.shop_id
+                                WHERE o.id = %s AND o.shop_id = %s""", (case["order_id"], shop["id"])).fetchone()
+        siblings = conn.execute("""SELECT id, kind, label, status FROM cases WHERE shop_id = %s AND order_id = %s
+                                   ORDER BY id""", (shop["id"], order["id"])).fetchall()
+    settings = shop_settings.load(shop["id"])
+    return render_template("case.html", case=case, order=order, siblings=siblings,
+                           timeline=order_timeline(shop["id"], order),
+                           documents=order_documents(shop["id"], order["id"]),
+                           environment=settings.payday_environment)
+
+
+# --- credit by hand ----------------------------------------------------------------------
+
+def owned_order(shop_id: int, order_id: int) -> dict:
+    with db.transaction() as conn:
+        order = conn.execute("SELECT * FROM orders WHERE id = %s AND shop_id = %s", (order_id, shop_id)).fetchone()
+    if order is None:
+        abort(404)
+    return order
+
+
+def read_facts(order: dict):
+    """The order as Shopify has it now (never our copy: quantities and prices are Shopify's)."""
+    return facts.read_order(current_app.extensions["shopify_admin"], g.shop, order["order_gid"])
+
+
+@bp.get("/orders/<int:order_id>/credit")
+@embedded
+def credit_page(order_id: int):
+    shop = current_shop()
+    order = owned_order(shop["id"], order_id)
+    try:
+        order_facts = read_facts(order)
+    except facts.OrderTooLarge:
+        return render_template("unreadable.html", order=order, reason={"code": "order_too_large"}), 409
+    if order_facts is None:
+        abort(404)
+    settings = shop_settings.load(shop["id"])
+    # The form's idempotency key: whatever happens to the submit (twice, retried), one document.
+    return render_template("credit.html", order=order, facts=order_facts, token=secrets.token_urlsafe(18),
+                           creditable=manual.creditable(order_facts),
+                           connected=settings.payday_connected,
+                           line_id=lambda gid: gid.rsplit("/", 1)[-1])
+
+
+# --- settings ----------------------------------------------------------------------------
+
+def payment_type_choices(settings: shop_settings.ShopSettings) -> tuple[list[dict], bool]:
+    """Payday's payment types for the select boxes, and whether Payday answered."""
+    if not settings.payday_connected:
+        return [], False
+    client = payday.PaydayClient(payday.base_url(settings.payday_environment), settings.payday_client_id,
+                                 settings.payday_client_secret,
+                                 token_store=payday.PostgresTokenStore(settings.shop_id), read_attempts=1)
+    try:
+        return [{"id": t.get("id"), "title": t.get("title")} for t in client.payment_types()], True
+    except payday.PaydayError:
+        return [], False
+
+
+@bp.get("/settings")
+@embedded
+def settings_page():
+    shop = current_shop()
+    settings = shop_settings.load(shop["id"])
+    types, answered = payment_type_choices(settings)
+    known = {t["id"] for t in types}
+    # A mapped type Payday did not list (Payday unreachable) still shows, by its id.
+    types += [{"id": v, "title": v} for v in settings.payment_types.values() if v and v not in known]
+    try:   # the gateways of the shop's latest orders, so a new shop can map them before any return
+        shop_settings.note_gateways(shop["id"], facts.recent_gateways(current_app.extensions["shopify_admin"], g.shop))
+    except (ShopifyError, ShopifyUnavailable) as exc:
+        log.info("recent gateways of %s not read: %s", g.shop, exc)
+    gateways = shop_settings.gateways(shop["id"], settings)
+    return render_template("settings.html", settings=settings, payment_types=types, payday_answered=answered,
+                           gateways=gateways, checklist=checklist(shop["id"], settings),
+                           invoices_from=settings.invoices_from.astimezone(i18n.TIMEZONE).date().isoformat(),
+                           today=datetime.now(i18n.TIMEZONE).date().isoformat())
+
+
+@bp.get("/api/me")
+@embedded
+def me():
+    """Who the ID token says is asking; the merchant pages' fetches use the same guard."""
+    return {"shop": g.shop, "user": g.claims.get("sub")}

@@ -1,0 +1,93 @@
+"""What a credit invoice looks like in Payday: reference, description and lines, built from a
+claimed document. Pure: no I/O.
+
+Payday has no credit endpoint (payday.md §6): a credit invoice is an ordinary invoice whose
+credited lines carry a negative unit price with a positive quantity, as Payday's own plugins
+send them. Charged lines (fees, exchange items) are positive."""
+from __future__ import annotations
+
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from .decision import ADJUSTMENT, EXCHANGE_ITEM, ITEM, RESTOCKING_FEE, RETURN_SHIPPING_FEE, SHIPPING
+
+UNIT_QUANTUM = Decimal("0.0001")  # Payday's money format: unit prices to 4 decimals (payday.md §2)
+
+# The invoice is a bookkeeping document for an Icelandic company: its text is Icelandic.
+LINE_LABELS = {
+    SHIPPING: "Sendingarkostnaður: {title}",
+    RETURN_SHIPPING_FEE: "Sendingargjald vegna skila",
+    RESTOCKING_FEE: "Umsýslugjald vegna skila: {title}",
+    ADJUSTMENT: "Leiðrétting: endurgreitt umfram eða undir vörulínum",
+}
+TRIGGER_TEXT = {
+    "return_close": "Kreditreikningur vegna skila {ret} á pöntun {order}",
+    "exchange_settled": "Reikningur vegna vöruskipta {ret} á pöntun {order}",
+    "refund": "Kreditreikningur vegna endurgreiðslu á pöntun {order}",
+    "manual": "Kreditreikningur skráður handvirkt á pöntun {order}",
+}
+
+
+def reference(order_name: str, doc_key: str, return_name: str | None) -> str:
+    """C7: the reference names the Shopify order and return, e.g. `#1001 / #1001-R1`; a refund's
+    own invoice adds the refund, so every document's reference is unique (we look invoices up
+    by it before retrying a create whose outcome is unknown)."""
+    parts = [order_name]
+    if return_name:
+        parts.append(return_name)
+    if not doc_key.startswith(("return-", "exchange-")):
+        parts.append(doc_key)
+    return " / ".join(parts)
+
+
+def _number(value: Decimal):
+    """JSON number for Payday: an int when whole, else a float of at most 4 decimals."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def payday_lines(lines: list[dict]) -> list[dict]:
+    result = []
+    for position, line in enumerate(lines, start=1):
+        amount = Decimal(line["amount"])
+        quantity = abs(int(line["quantity"])) or 1
+        title = line.get("description") or ""
+        if line["kind"] in (ITEM, EXCHANGE_ITEM):
+            description = title
+        else:
+            description = LINE_LABELS[line["kind"]].format(title=title).rstrip(": ")
+        unit = (amount / quantity).quantize(UNIT_QUANTUM, rounding=ROUND_HALF_UP)
+        if unit * quantity != amount:
+            # The total would not come out exact at 4 decimals: book the line as one unit.
+            description, unit, quantity = f"{quantity} × {description}", amount, 1
+        entry = {"position": position, "description": description[:1024], "quantity": quantity,
+                 "unitPriceIncludingVat": _number(unit), "vatPercentage": _number(Decimal(line["vat_rate"])),
+                 "discountPercentage": 0}
+        if line.get("sku") and line["kind"] in (ITEM, EXCHANGE_ITEM):
+            entry["sku"] = line["sku"]
+        result.append(entry)
+    return result
+
+
+def invoice_body(doc: dict, *, order_name: str, customer_id: str, today: date, payment_type: str | None,
+                 send_email: bool, original_number: str | None = None) -> dict:
+    text = TRIGGER_TEXT[doc["trigger"]].format(ret=doc.get("return_name") or "", order=order_name)
+    if doc.get("gateway"):
+        text += f". Endurgreitt/greitt um: {doc['gateway']}"  # C4: which gateway moved the money
+    if original_number:
+        text += f". Kreditfærir reikning nr. {original_number}"
+    body = {
+        "customer": {"id": customer_id},
+        "description": text[:1024],
+        "reference": doc["reference"],
+        "invoiceDate": today.isoformat(),
+        "dueDate": today.isoformat(),
+        "finalDueDate": today.isoformat(),
+        "currencyCode": doc["currency"],
+        "sendEmail": bool(send_email),
+        "lines": payday_lines(doc["lines"]),
+    }
+    if payment_type:
+        body.update(status="PAID", paidDate=today.isoformat(), paymentType=payment_type)
+    else:
+        body["status"] = "SENT"
+    return body

@@ -1,0 +1,60 @@
+"""The RQ queue. Redis holds only this queue: every job can be rebuilt from Postgres."""
+from __future__ import annotations
+
+import os
+import re
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import DuplicateJobError
+from rq.job import JobStatus
+
+QUEUE_NAME = "skilvis"
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_connections: dict[tuple[int, str], Redis] = {}
+
+
+def redis_connection(url: str | None = None) -> Redis:
+    url = url or os.environ.get("REDIS_URL", "")
+    if not url:
+        raise RuntimeError("REDIS_URL is not set")
+    key = (os.getpid(), url)  # never share a socket across a fork
+    if key not in _connections:
+        _connections[key] = Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5,
+                                           health_check_interval=30)
+    return _connections[key]
+
+
+def queue(connection: Redis | None = None) -> Queue:
+    return Queue(QUEUE_NAME, connection=connection or redis_connection())
+
+
+def job_id(*parts) -> str:
+    """RQ job ids may hold only letters, digits, '_' and '-' (RQ 2.8), so no raw GIDs."""
+    value = "-".join(str(p) for p in parts)
+    if not _JOB_ID.match(value):
+        raise ValueError(f"not a valid job id: {value!r}")
+    return value
+
+
+def enqueue_once(func, *args, job_key: str, connection: Redis | None = None, **kwargs):
+    """Enqueue unless a job with this id is already waiting or running (then return that one).
+
+    This only saves work; what makes effects happen once is Postgres (unique keys)."""
+    q = queue(connection)
+    kwargs.setdefault("result_ttl", 0)          # a finished job frees its id at once
+    kwargs.setdefault("failure_ttl", 7 * 24 * 3600)
+    for _ in range(3):
+        try:
+            return q.enqueue(func, *args, job_id=job_key, unique=True, **kwargs)
+        except DuplicateJobError:
+            existing = q.fetch_job(job_key)
+            if existing is None:
+                continue
+            if existing.get_status(refresh=True) in _WAITING:
+                return existing
+            existing.delete()  # a failed or stopped run of the same work: start afresh
+    raise RuntimeError(f"could not enqueue {job_key}")
+
+
+_WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}

@@ -1,0 +1,93 @@
+"""Reconciliation: Shopify retries a webhook 8 times over 4 hours and then gives up, so a
+periodic pass asks Shopify which orders changed since the last pass and feeds each one to the
+same handler as the webhooks (orders.request_work → pipeline)."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from . import config, db, jobqueue, orders, shop_settings, shops
+from .shopify_admin import AdminClient, ShopifyAuthError
+
+log = logging.getLogger(__name__)
+
+CHANGED_ORDERS_QUERY = """
+query SkilvisChangedOrders($query: String!, $after: String) {
+  orders(first: 100, after: $after, sortKey: UPDATED_AT, query: $query) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id legacyResourceId updatedAt }
+  }
+}
+"""
+OVERLAP = timedelta(minutes=5)      # clocks and Shopify's indexing lag: look a little back
+FIRST_LOOKBACK = timedelta(days=1)  # a new shop: yesterday onwards (older history is by request)
+
+
+def reconcile_shop(shop_id: int, admin: AdminClient | None = None, since: datetime | None = None) -> int:
+    """One pass for one shop, over the orders changed since the last pass (or since `since`);
+    returns how many orders were asked for work."""
+    admin = admin or AdminClient(config.load())
+    with db.transaction() as conn:
+        shop = conn.execute("SELECT * FROM shops WHERE id = %s", (shop_id,)).fetchone()
+    if not shops.is_installed(shop):
+        return 0
+    now = datetime.now(timezone.utc)
+    since = (since or shop["reconciled_until"] or now - FIRST_LOOKBACK) - OVERLAP
+    search = f"updated_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+    requested, newest, after = [], shop["reconciled_until"], None
+    try:
+        while True:
+            page = admin.graphql(shop["domain"], CHANGED_ORDERS_QUERY, {"query": search, "after": after})["orders"]
+            for node in page["nodes"]:
+                updated = datetime.fromisoformat(node["updatedAt"])
+                newest = max(newest or updated, updated)
+                order_id = _request_if_newer(shop_id, int(node["legacyResourceId"]), updated)
+                if order_id:
+                    requested.append(order_id)
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+    except ShopifyAuthError:
+        log.info("reconciliation skipped %s: no valid token", shop["domain"])
+        return 0
+    with db.transaction() as conn:
+        conn.execute("UPDATE shops SET reconciled_until = %s WHERE id = %s", (newest or now, shop_id))
+    for order_id in requested:
+        orders.enqueue(order_id)
+    return len(requested)
+
+
+def _request_if_newer(shop_id: int, legacy_id: int, updated: datetime) -> int | None:
+    """Ask for work only when Shopify changed the order after our last pass over it began."""
+    with db.transaction() as conn:
+        row = conn.execute("SELECT id, work_started_at FROM orders WHERE shop_id = %s AND legacy_id = %s",
+                           (shop_id, legacy_id)).fetchone()
+        # Shopify's updatedAt has whole seconds: a pass that began within that second may
+        # have read the order just before the change, so only a later second counts as seen.
+        if row and row["work_started_at"] and row["work_started_at"] >= updated + timedelta(seconds=1):
+            return None
+        return orders.request_work(shop_id, legacy_id, conn)
+
+
+def reconcile_all() -> int:
+    """Periodic: one reconciliation job per installed shop."""
+    with db.transaction() as conn:
+        ids = [r["id"] for r in conn.execute(
+            "SELECT id FROM shops WHERE uninstalled_at IS NULL AND access_token_enc IS NOT NULL")]
+    for shop_id in ids:
+        jobqueue.enqueue_once(reconcile_shop, shop_id, job_key=jobqueue.job_id("reconcile", shop_id))
+    return len(ids)
+
+
+def backfill(shop_id: int) -> int:
+    """History on request: the merchant moved the start of invoicing back. Every order we left
+    out as before the start is passed over again, and the orders Shopify changed since the new
+    start are read as in any reconciliation (older orders we have never seen among them)."""
+    start = shop_settings.load(shop_id).invoices_from
+    return orders.ask_again_where(shop_id, ("before_start",)) + reconcile_shop(shop_id, since=start)
+
+
+def ask_for_backfill(shop_id: int, start: datetime):
+    # One job per chosen date: moving the date back twice quickly reads back to the earlier one.
+    return jobqueue.enqueue_once(backfill, shop_id, job_key=jobqueue.job_id("backfill", shop_id, int(start.timestamp())),
+                                 job_timeout=3600)

@@ -1,0 +1,179 @@
+"""The scenario player (../shared/scenarios/README.md): plays a story of one order through the
+real system — the Shopify stand-in changes the order and sends its signed webhooks over HTTP to
+the app's real endpoint, real RQ workers do the work — and reads back what Payday holds."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+import requests
+from rq import Worker
+
+from .. import db, jobqueue, reconcile, shop_settings, shops
+from ..money import to_money
+from .payday_standin import PaydayStandin
+from .shopify_standin import ShopifyStandin
+
+SHOP = "skilvis-sandbox.myshopify.com"
+PAYDAY_CLIENT = ("skilvis-sandbox", "skilvis-sandbox-secret")
+VERBS = {"return_request", "return_open", "return_decline", "return_cancel", "refund", "pay", "settle",
+         "return_close", "return_reopen"}
+
+
+class ScenarioError(ValueError):
+    """The scenario file is malformed."""
+
+
+def check(scenario) -> None:
+    if not isinstance(scenario, dict):
+        raise ScenarioError("a scenario is a JSON object")
+    for key in ("order", "steps"):
+        if key not in scenario:
+            raise ScenarioError(f"the scenario has no {key!r}")
+    order = scenario["order"]
+    if not isinstance(order, dict) or not order.get("lines"):
+        raise ScenarioError("the order needs lines")
+    for n, line in enumerate(order["lines"], 1):
+        for key in ("sku", "price", "quantity"):
+            if key not in line:
+                raise ScenarioError(f"order line {n} has no {key!r}")
+    if not isinstance(scenario["steps"], list):
+        raise ScenarioError("steps is a list")
+    for n, step in enumerate(scenario["steps"], 1):
+        if not isinstance(step, dict) or step.get("do") not in VERBS:
+            raise ScenarioError(f"step {n}: 'do' must be one of {', '.join(sorted(VERBS))}")
+    delivery = scenario.get("delivery") or {}
+    if not 0 <= float(delivery.get("drop", 0)) < 1 or int(delivery.get("duplicate", 1)) < 1:
+        raise ScenarioError("delivery: duplicate ≥ 1 and 0 ≤ drop < 1")
+
+
+@dataclass
+class System:
+    """The running system the player drives."""
+    app_url: str
+    shopify: ShopifyStandin
+    payday: PaydayStandin
+
+
+def run_worker_until_idle(connection=None) -> None:
+    """Real RQ work: a forking worker in burst mode, which returns once the queue is empty."""
+    connection = connection or jobqueue.redis_connection()
+    Worker([jobqueue.queue(connection)], connection=connection).work(burst=True, logging_level="WARNING")
+
+
+def install_shop(system: System, *, currency: str, taxes_included: bool, gateways) -> int:
+    """Install the shop the way Shopify does (an embedded load whose ID token is exchanged),
+    then connect it to the Payday stand-in with a payment type for each gateway."""
+    if SHOP not in system.shopify.store.shops:
+        system.shopify.store.create_shop(SHOP, currency=currency, taxes_included=taxes_included)
+    system.shopify.webhook_url = f"{system.app_url}/webhooks"
+    system.shopify.compliance_webhook_url = f"{system.app_url}/webhooks/compliance"
+    resp = requests.get(f"{system.app_url}/", params={"embedded": "1", "shop": SHOP,
+                                                      "id_token": system.shopify.id_token(SHOP)}, timeout=30)
+    resp.raise_for_status()
+    shop_id = shops.get(SHOP)["id"]
+    system.payday.add_client(*PAYDAY_CLIENT)
+    mapping = {gateway: system.payday.add_payment_type(f"Shopify: {gateway}", client_id=PAYDAY_CLIENT[0])["id"]
+               for gateway in sorted(set(gateways))}
+    shop_settings.save(shop_id, payday_client_id=PAYDAY_CLIENT[0], payday_client_secret=PAYDAY_CLIENT[1],
+                       payday_environment="test", payment_types=mapping, send_email=False, auto_process=True)
+    return shop_id
+
+
+class Player:
+    def __init__(self, system: System):
+        self.system = system
+
+    def play(self, scenario: dict) -> dict:
+        check(scenario)
+        store = self.system.shopify.store
+        shop_spec = scenario.get("shop") or {}
+        currency = shop_spec.get("currency", "ISK")
+        delivery = scenario.get("delivery") or {}
+        rng = random.Random(delivery.get("seed", 1))
+        gateway = (scenario["order"].get("payment") or {}).get("gateway", "shopify_payments")
+        shop_id = install_shop(self.system, currency=currency, taxes_included=shop_spec.get("taxes_included", True),
+                               gateways=[gateway])
+        order = store.create_order(SHOP, {**scenario["order"], "currency": currency,
+                                          "taxes_included": shop_spec.get("taxes_included", True)})
+        self._deliver(delivery, rng, shop_id)
+        seen, steps = 0, []
+        for step in scenario["steps"]:
+            store.apply(order, step)
+            self._deliver(delivery, rng, shop_id)
+            documents = self.documents(order)
+            steps.append({"do": step["do"], "statuses": self.statuses(order), "new_documents": documents[seen:]})
+            seen = len(documents)
+        return {"steps": steps, "documents": self.documents(order), "statuses": self.statuses(order)}
+
+    def _deliver(self, delivery: dict, rng: random.Random, shop_id: int) -> None:
+        self.system.shopify.deliver(duplicate=int(delivery.get("duplicate", 1)), shuffle=bool(delivery.get("shuffle")),
+                                    drop=float(delivery.get("drop", 0)), rng=rng)
+        run_worker_until_idle()
+        if delivery.get("drop"):
+            reconcile.reconcile_shop(shop_id)   # as the periodic job would
+            run_worker_until_idle()
+
+    def statuses(self, order) -> dict:
+        labels = {f"gid://shopify/Return/{r.id}": r.label for r in order.returns}
+        with db.transaction() as conn:
+            rows = conn.execute("SELECT case_gid, status FROM cases WHERE case_gid = ANY(%s)", (list(labels),)).fetchall()
+        found = {labels[r["case_gid"]]: r["status"] for r in rows}
+        return {label: found.get(label, "open") for label in labels.values()}
+
+    def documents(self, order) -> list[dict]:
+        """Every document in Payday for this order, in order of creation, in neutral form: the
+        amounts, quantities and numbers as Payday holds them; kind, trigger and return from our
+        record of what each line is."""
+        labels = {f"gid://shopify/Return/{r.id}": r.label for r in order.returns}
+        with db.transaction() as conn:
+            ours = {r["payday_invoice_id"]: r for r in conn.execute(
+                "SELECT * FROM documents WHERE payday_invoice_id IS NOT NULL")}
+        currency = order.shop.currency
+        result = []
+        for invoice in self.system.payday.invoices:
+            doc = ours.get(str(invoice["id"]))
+            if doc is None:
+                continue
+            lines = []
+            for sent, kept in zip(sorted(invoice["lines"], key=lambda ln: ln["position"]), doc["lines"]):
+                amount = to_money(str(sent["amountIncludingVat"]), currency)
+                quantity = int(Decimal(str(sent["quantity"])))
+                if abs(kept["quantity"]) != quantity:   # booked as one unit (see invoicing.payday_lines)
+                    quantity = abs(kept["quantity"])
+                lines.append({"kind": kept["kind"], "sku": kept["sku"],
+                              "quantity": -quantity if kept["quantity"] < 0 else quantity,
+                              "amount": str(amount), "tax_rate": vat_rate(sent["vatPercentage"])})
+            result.append({"trigger": doc["trigger"], "return": labels.get(doc["return_gid"]),
+                           "number": None if invoice.get("number") is None else str(invoice["number"]),
+                           "lines": lines,
+                           "total": str(sum((Decimal(ln["amount"]) for ln in lines), Decimal(0)))})
+        return result
+
+
+def vat_rate(value) -> str:
+    rate = Decimal(str(value)).normalize()
+    return str(rate.quantize(Decimal(1))) if rate == rate.to_integral_value() else str(rate)
+
+
+def compare(result: dict, scenario: dict) -> list[str]:
+    """Where a played scenario differs from its `expect`s (numbers are Payday's, not compared)."""
+    problems = []
+    expect = scenario.get("expect") or {}
+
+    def strip(docs):
+        return [{k: v for k, v in d.items() if k != "number"} for d in docs]
+
+    if "documents" in expect and strip(result["documents"]) != strip(expect["documents"]):
+        problems.append(f"documents: expected {strip(expect['documents'])}, got {strip(result['documents'])}")
+    if "statuses" in expect and result["statuses"] != expect["statuses"]:
+        problems.append(f"statuses: expected {expect['statuses']}, got {result['statuses']}")
+    for n, (step, played) in enumerate(zip(scenario["steps"], result["steps"]), 1):
+        want = step.get("expect") or {}
+        if "statuses" in want and played["statuses"] != want["statuses"]:
+            problems.append(f"step {n} ({step['do']}): statuses {played['statuses']} != {want['statuses']}")
+        if "new_documents" in want and len(played["new_documents"]) != want["new_documents"]:
+            problems.append(f"step {n} ({step['do']}): {len(played['new_documents'])} new documents, "
+                            f"expected {want['new_documents']}")
+    return problems

@@ -1,0 +1,128 @@
+"""Each shop's settings for the pipeline: Payday credentials (secret encrypted), environment,
+gateway → Payday payment type mapping, e-mail, kennitala and automatic processing switches,
+and the moment automatic invoicing begins."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from psycopg.types.json import Jsonb
+
+from . import crypto, db
+
+
+@dataclass(frozen=True)
+class ShopSettings:
+    shop_id: int
+    payday_client_id: str | None = None
+    payday_client_secret: str | None = None
+    payday_environment: str = "production"
+    payment_types: dict = field(default_factory=dict)
+    send_email: bool = False
+    kennitala_from_company: bool = True
+    auto_process: bool = False
+    # Returns closed and refunds made before this are not invoiced automatically (None: no limit;
+    # a stored shop always has one, by default when it installed Skilvís).
+    invoices_from: datetime | None = None
+
+    @property
+    def payday_connected(self) -> bool:
+        return bool(self.payday_client_id and self.payday_client_secret)
+
+
+def load(shop_id: int, conn=None) -> ShopSettings:
+    sql = """SELECT s.*, COALESCE(s.invoices_from, shops.created_at) AS starts
+             FROM shops LEFT JOIN shop_settings s ON s.shop_id = shops.id WHERE shops.id = %s"""
+    with db.joined(conn) as c:
+        row = c.execute(sql, (shop_id,)).fetchone()
+    if row is None:
+        return ShopSettings(shop_id)
+    if row["shop_id"] is None:
+        return ShopSettings(shop_id, invoices_from=row["starts"])
+    return ShopSettings(
+        shop_id=shop_id, payday_client_id=row["payday_client_id"],
+        payday_client_secret=crypto.decrypt(row["payday_client_secret_enc"]),
+        payday_environment=row["payday_environment"], payment_types=dict(row["payment_types"] or {}),
+        send_email=row["send_email"], kennitala_from_company=row["kennitala_from_company"],
+        auto_process=row["auto_process"], invoices_from=row["starts"],
+    )
+
+
+_FIELDS = ("payday_client_id", "payday_client_secret", "payday_environment", "payment_types", "send_email",
+           "kennitala_from_company", "auto_process", "invoices_from")
+
+
+def save(shop_id: int, **changes) -> ShopSettings:
+    """Change some settings; the others keep their values. Automatic processing stays off
+    until Payday is connected. What the change unblocks is asked for at once (_unblocked)."""
+    unknown = set(changes) - set(_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    current = load(shop_id)
+    merged = {name: changes.get(name, getattr(current, name)) for name in _FIELDS}
+    if merged["payday_environment"] not in ("production", "test"):
+        raise ValueError("payday_environment is production or test")
+    if merged["auto_process"] and not (merged["payday_client_id"] and merged["payday_client_secret"]):
+        raise ValueError("automatic processing needs a Payday connection first")
+    if merged["invoices_from"] is not None and merged["invoices_from"].tzinfo is None:
+        raise ValueError("invoices_from needs a time zone")
+    with db.transaction() as conn:
+        conn.execute(
+            """INSERT INTO shop_settings (shop_id, payday_client_id, payday_client_secret_enc, payday_environment,
+                                          payment_types, send_email, kennitala_from_company, auto_process,
+                                          invoices_from)
+               VALUES (%(shop_id)s, %(payday_client_id)s, %(secret)s, %(payday_environment)s, %(payment_types)s,
+                       %(send_email)s, %(kennitala_from_company)s, %(auto_process)s, %(invoices_from)s)
+               ON CONFLICT (shop_id) DO UPDATE SET
+                   payday_client_id = EXCLUDED.payday_client_id,
+                   payday_client_secret_enc = EXCLUDED.payday_client_secret_enc,
+                   payday_environment = EXCLUDED.payday_environment,
+                   payment_types = EXCLUDED.payment_types, send_email = EXCLUDED.send_email,
+                   kennitala_from_company = EXCLUDED.kennitala_from_company,
+                   auto_process = EXCLUDED.auto_process, invoices_from = EXCLUDED.invoices_from,
+                   updated_at = now()""",
+            {**merged, "shop_id": shop_id, "secret": crypto.encrypt(merged["payday_client_secret"]),
+             "payment_types": Jsonb(merged["payment_types"])},
+        )
+    saved = load(shop_id)
+    _unblocked(current, saved)
+    return saved
+
+
+# The reasons a case waits for the settings rather than for Shopify or Payday.
+WAITING_FOR_SETTINGS = ("automatic_processing_off", "payday_not_connected")
+
+
+def _unblocked(before: ShopSettings, after: ShopSettings) -> None:
+    from . import orders, reconcile
+
+    def processes(s: ShopSettings) -> bool:
+        return s.auto_process and s.payday_connected
+
+    if processes(after) and not processes(before):
+        orders.ask_again_where(after.shop_id, WAITING_FOR_SETTINGS)   # what waited for the switch
+    if moves_start_back(before, after):
+        reconcile.ask_for_backfill(after.shop_id, after.invoices_from)
+
+
+def moves_start_back(before: ShopSettings, after: ShopSettings) -> bool:
+    """Whether invoicing now begins earlier: the history since then is read again (backfill)."""
+    return bool(before.invoices_from and after.invoices_from and after.invoices_from < before.invoices_from)
+
+
+def note_gateways(shop_id: int, gateways, conn=None) -> None:
+    """Remember the Shopify payment gateways seen on the shop's orders (settings lists them)."""
+    names = sorted({g for g in gateways if g})
+    if not names:
+        return
+    sql = """INSERT INTO shop_gateways (shop_id, gateway) SELECT %s, unnest(%s::text[])
+             ON CONFLICT DO NOTHING"""
+    with db.joined(conn) as c:
+        c.execute(sql, (shop_id, names))
+
+
+def gateways(shop_id: int, settings: ShopSettings | None = None) -> list[str]:
+    """The shop's gateways seen so far, and any its mapping names already."""
+    with db.transaction() as conn:
+        seen = {r["gateway"] for r in conn.execute("SELECT gateway FROM shop_gateways WHERE shop_id = %s", (shop_id,))}
+    return sorted(seen | set((settings or load(shop_id)).payment_types))

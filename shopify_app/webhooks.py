@@ -1,0 +1,130 @@
+"""Webhook intake: verify, store, enqueue, answer. Nothing else happens inside the request.
+
+Shopify wants a 2xx within 5 seconds and redelivers otherwise, so the work itself is a job
+(events.py). The row in webhook_events is written before the job exists: if Redis is down the
+event is still in Postgres, and the periodic sweep enqueues it later.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from datetime import datetime
+
+from flask import Blueprint, current_app, jsonify, request
+from psycopg.types.json import Jsonb
+
+from . import db, jobqueue, shops
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+# Classic header names, then the newer un-prefixed ones; Flask looks headers up case-insensitively.
+HEADERS = {
+    "hmac": ("X-Shopify-Hmac-Sha256", "Shopify-Hmac-Sha256"),
+    "topic": ("X-Shopify-Topic", "Shopify-Topic"),
+    "shop": ("X-Shopify-Shop-Domain", "Shopify-Shop-Domain"),
+    "api_version": ("X-Shopify-API-Version", "Shopify-API-Version"),
+    "webhook_id": ("X-Shopify-Webhook-Id", "Shopify-Webhook-Id"),
+    "event_id": ("X-Shopify-Event-Id", "Shopify-Event-Id"),
+    "triggered_at": ("X-Shopify-Triggered-At", "Shopify-Triggered-At"),
+}
+REQUIRED = ("topic", "shop", "api_version", "webhook_id")
+
+
+def _header(name: str) -> str | None:
+    for key in HEADERS[name]:
+        value = request.headers.get(key)
+        if value:
+            return value
+    return None
+
+
+def sign(body: bytes, secret: str) -> str:
+    """Shopify's webhook signature: base64 of HMAC-SHA256 over the raw body."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def verify(body: bytes, signature: str | None, secrets: tuple[str, ...]) -> bool:
+    if not signature:
+        return False
+    given = signature.encode()
+    # Every secret is compared (no early exit), each in constant time.
+    results = [hmac.compare_digest(sign(body, s).encode(), given) for s in secrets]
+    return any(results)
+
+
+@bp.post("/webhooks")
+@bp.post("/webhooks/compliance")
+def receive():
+    body = request.get_data(cache=False)
+    if not verify(body, _header("hmac"), current_app.config["SETTINGS"].webhook_secrets):
+        return jsonify(error="invalid HMAC"), 401
+
+    headers = {name: _header(name) for name in HEADERS if name != "hmac"}
+    missing = [HEADERS[n][0] for n in REQUIRED if not headers[n]]
+    shop = shops.valid_shop_domain(headers["shop"])
+    # The duplicate key: Shopify's event id, the same on every redelivery of one event.
+    event_key = headers["event_id"] or headers["webhook_id"] or "sha256-" + hashlib.sha256(body).hexdigest()
+
+    error, payload = None, None
+    if missing:
+        error = "missing headers: " + ", ".join(missing)
+    elif not shop:
+        error = f"invalid shop domain: {headers['shop']!r}"
+    else:
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("the payload is not a JSON object")
+        except ValueError as exc:
+            error = f"the body is not valid JSON: {exc}"
+
+    row = {
+        "shop": shop or (headers["shop"] or "")[:255], "key": event_key, "webhook_id": headers["webhook_id"],
+        "topic": headers["topic"] or "", "api_version": headers["api_version"],
+        "triggered_at": _timestamp(headers["triggered_at"]),
+        "payload": Jsonb(payload) if payload is not None else None,
+        "raw": body if error else None, "status": "rejected" if error else "received", "error": error,
+    }
+    event_id = _store(row)
+    if error:
+        log.warning("rejected webhook %s from %s: %s", headers["topic"], headers["shop"], error)
+        return jsonify(error=error), 400
+    if event_id is None:
+        return jsonify(status="duplicate"), 200
+    try:
+        enqueue_event(event_id)
+    except Exception:  # Redis down: the row is safe in Postgres and the sweep enqueues it
+        log.exception("could not enqueue webhook event %s", event_id)
+    return jsonify(status="received"), 200
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _store(row: dict) -> int | None:
+    """Insert the event; None when this (shop, event) is already stored."""
+    with db.transaction() as conn:
+        found = conn.execute(
+            """INSERT INTO webhook_events (shop_domain, event_key, webhook_id, topic, api_version,
+                                           triggered_at, payload, raw_body, status, error)
+               VALUES (%(shop)s, %(key)s, %(webhook_id)s, %(topic)s, %(api_version)s,
+                       %(triggered_at)s, %(payload)s, %(raw)s, %(status)s, %(error)s)
+               ON CONFLICT (shop_domain, event_key) DO NOTHING
+               RETURNING id""",
+            row,
+        ).fetchone()
+    return found["id"] if found else None
+
+
+def enqueue_event(event_id: int):
+    from .events import process_event
+
+    return jobqueue.enqueue_once(process_event, event_id, job_key=jobqueue.job_id("event", event_id))

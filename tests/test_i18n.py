@@ -1,0 +1,147 @@
+"""Both languages complete: every catalog entry translated, every message in the code in the
+catalogs, every reason the code can put before the merchant rendered in both; money and dates
+as people write them."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from flask import Flask
+from flask_babel import force_locale
+
+from shopify_app import i18n
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE = ROOT / "shopify_app"
+
+
+def catalog(lang: str):
+    with open(ROOT / "translations" / lang / "LC_MESSAGES" / "messages.po", "rb") as f:
+        return read_po(f, locale=lang)
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = Flask(__name__)
+    i18n.init_app(app)
+    return app
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_every_entry_is_translated_and_none_is_fuzzy(lang):
+    cat = catalog(lang)
+    assert not cat.fuzzy
+    untranslated = [m.id for m in cat if m.id and not m.string]
+    fuzzy = [m.id for m in cat if m.id and m.fuzzy]
+    assert untranslated == [] and fuzzy == []
+    for m in cat:   # the same placeholders on both sides
+        if m.id:
+            assert sorted(re.findall(r"%\(\w+\)s", m.id)) == sorted(re.findall(r"%\(\w+\)s", m.string)), m.id
+
+
+def test_every_message_in_the_code_is_in_both_catalogs():
+    method_map = [("shopify_app/**.py", "python"), ("templates/*.html", "jinja2")]
+    keywords = {"_": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)}
+    found = {msg[2] if isinstance(msg[2], str) else msg[2][0]
+             for msg in extract_from_dir(str(ROOT), method_map, keywords=keywords)}
+    assert len(found) > 100
+    for lang in i18n.LANGUAGES:
+        ids = {m.id for m in catalog(lang) if m.id}
+        assert sorted(found - ids) == [], f"missing from {lang}: run pybabel extract/update (see babel.cfg)"
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_compiled_catalogs_match_their_sources(lang):
+    i18n.compile_catalogs()
+    with open(ROOT / "translations" / lang / "LC_MESSAGES" / "messages.mo", "rb") as f:
+        compiled = {m.id: m.string for m in read_mo(f) if m.id}
+    assert compiled == {m.id: m.string for m in catalog(lang) if m.id}
+
+
+def reason_codes_in_the_code() -> set[str]:
+    """Every code decision.py, status.py and the manual-credit trigger can write to cases.reason."""
+    decision = (CODE / "decision.py").read_text()
+    status = (CODE / "status.py").read_text()
+    docs = (CODE / "documents.py").read_text()
+    codes = set(re.findall(r'\breason\("(\w+)"\s*[,)]', decision))
+    # reason("return_" + ret.status.lower()) for the statuses it is guarded by
+    statuses = re.search(r'ret\.status in \(([^)]*)\).*\n.*reason\("return_" \+ ret\.status\.lower\(\)\)', decision)
+    codes |= {"return_" + s.lower() for s in re.findall(r'"(\w+)"', statuses.group(1))}
+    # why = "a" if ... else "b"; reason(why)
+    for a, b in re.findall(r'why = "(\w+)" if .* else "(\w+)"', decision):
+        codes |= {a, b}
+    codes |= set(re.findall(r'"code": "(\w+)"', status))
+    codes |= set(re.findall(r'code = "(\w+)" if .* else "(\w+)"', status)[0])
+    # "payday_" + the document's last_error_kind (or "error")
+    kinds = set(re.findall(r'_give_up\(doc, "(\w+)"', docs)) | set(re.findall(r"last_error_kind = '(\w+)'", docs))
+    codes |= {f"payday_{k}" for k in kinds | {"error"}}
+    # why a pass could not read an order: pipeline._finish(order_id, error="...")
+    codes |= set(re.findall(r'_finish\(order_id, error="(\w+)"', (CODE / "pipeline.py").read_text()))
+    migration = (CODE / "migrations" / "0004_manual_credits.sql").read_text()
+    codes |= set(re.findall(r"'code', '(\w+)'(?!\s*\|\|)", migration))
+    return codes
+
+
+def test_every_reason_the_code_can_emit_exists_in_both_languages(app):
+    codes = reason_codes_in_the_code()
+    assert {"waiting_for_close", "customer_owes", "refund_pending", "payment_pending", "refund_owed",
+            "nothing_refunded", "refund_failed", "return_declined", "return_canceled", "unsupported_vat_rate",
+            "payday_validation", "payday_auth", "payday_transient", "retrying", "automatic_processing_off",
+            "payday_not_connected", "before_start", "order_too_large", "shopify_auth"} <= codes
+    params = {"amount": "5000", "currency": "ISK", "rate": "25.5", "item": "Krús", "error": "Villa X",
+              "attempts": "2", "next_attempt_at": "2026-11-23T14:05:00+00:00",
+              "date": "2026-11-21T09:30:00+00:00"}
+    for code in sorted(codes):
+        assert code in i18n.REASONS, code
+        texts = {}
+        with app.test_request_context():
+            for lang in i18n.LANGUAGES:
+                with force_locale(lang):
+                    texts[lang] = i18n.reason_text({"code": code, "params": params})
+        assert texts["is"] and texts["en"] and texts["is"] != texts["en"], code
+        assert "%(" not in texts["is"] + texts["en"], code
+    with app.test_request_context():
+        with force_locale("is"):
+            assert i18n.reason_text({"code": "customer_owes", "params": params}) == \
+                "Bíður þess að viðskiptavinurinn greiði 5.000 kr."
+            assert i18n.reason_text({"code": "unsupported_vat_rate", "params": params}) == \
+                "25.5% VSK á „Krús“ er ekki hlutfall sem Payday tekur við (0, 11 eða 24%)"
+            assert "23. nóv. 2026 kl. 14:05" in i18n.reason_text({"code": "retrying", "params": params})
+        with force_locale("en"):
+            assert i18n.reason_text({"code": "payday_transient", "params": params}) == \
+                "Payday could not be reached after many attempts: Villa X"
+
+
+@pytest.mark.parametrize("amount,currency,is_text,en_text", [
+    ("5000", "ISK", "5.000 kr.", "ISK 5,000"),
+    ("-5000", "ISK", "-5.000 kr.", "-ISK 5,000"),
+    ("1234567", "ISK", "1.234.567 kr.", "ISK 1,234,567"),
+    ("0", "ISK", "0 kr.", "ISK 0"),
+    ("-1990.00", "ISK", "-1.990 kr.", "-ISK 1,990"),
+    ("12.5", "EUR", "12,50 EUR", "EUR 12.50"),
+])
+def test_money_in_both_languages(amount, currency, is_text, en_text):
+    assert i18n.money(Decimal(amount), currency, "is") == is_text
+    assert i18n.money(Decimal(amount), currency, "en") == en_text
+
+
+def test_dates_in_both_languages():
+    moment = datetime(2026, 11, 23, 14, 5, tzinfo=timezone.utc)
+    assert i18n.when(moment, "is") == "23. nóv. 2026 kl. 14:05"
+    assert i18n.when(moment, "en") == "23 Nov 2026, 14:05"
+    assert i18n.when(datetime(2026, 5, 1, 9, 0, tzinfo=timezone.utc), "is") == "1. maí 2026 kl. 09:00"
+    assert (i18n.day(moment, "is"), i18n.day(moment, "en")) == ("23. nóv. 2026", "23 Nov 2026")
+
+
+@pytest.mark.parametrize("value,expect", [
+    ("is", "is"), ("is-IS", "is"), ("IS_is", "is"), ("en", "en"), ("en-US", "en"), ("de-DE", "en"),
+    ("", None), (None, None),
+])
+def test_shopify_locale_parameter(value, expect):
+    assert i18n.normalize(value) == expect

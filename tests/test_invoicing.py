@@ -1,0 +1,65 @@
+"""What Payday receives for a credit invoice (pure: built from a claimed document)."""
+from __future__ import annotations
+
+from datetime import date
+
+from shopify_app import invoicing
+
+
+def doc(lines, trigger="return_close", key="return-1", return_name="#1001-R1", gateway="shopify_payments"):
+    return {"trigger": trigger, "doc_key": key, "return_name": return_name, "gateway": gateway, "currency": "ISK",
+            "reference": invoicing.reference("#1001", key, return_name), "lines": lines}
+
+
+ITEM = {"kind": "item", "description": "Krús", "sku": "KRUS", "quantity": -3, "amount": "-5970", "vat_rate": "24"}
+FEE = {"kind": "return_shipping_fee", "description": "Return shipping", "sku": None, "quantity": 1, "amount": "500", "vat_rate": "24"}
+
+
+def test_C7_reference_names_the_order_and_the_return():
+    assert invoicing.reference("#1001", "return-77", "#1001-R1") == "#1001 / #1001-R1"
+    assert invoicing.reference("#1001", "exchange-77", "#1001-R1") == "#1001 / #1001-R1"
+
+
+def test_C7_a_refunds_own_invoice_has_its_own_reference():
+    assert invoicing.reference("#1001", "refund-88", "#1001-R1") == "#1001 / #1001-R1 / refund-88"
+    assert invoicing.reference("#1001", "refund-88", None) == "#1001 / refund-88"
+
+
+def test_credited_lines_have_positive_quantity_and_negative_unit_price_and_fees_are_charges():
+    body = invoicing.invoice_body(doc([ITEM, FEE]), order_name="#1001", customer_id="c1", today=date(2026, 11, 23),
+                                  payment_type=None, send_email=False)
+    assert body["lines"] == [
+        {"position": 1, "description": "Krús", "quantity": 3, "unitPriceIncludingVat": -1990, "vatPercentage": 24,
+         "discountPercentage": 0, "sku": "KRUS"},
+        {"position": 2, "description": "Sendingargjald vegna skila", "quantity": 1, "unitPriceIncludingVat": 500,
+         "vatPercentage": 24, "discountPercentage": 0}]
+    assert body["reference"] == "#1001 / #1001-R1" and body["customer"] == {"id": "c1"}
+    assert body["status"] == "SENT" and "paymentType" not in body
+
+
+def test_every_line_reads_in_icelandic_on_the_invoice():
+    restocking = {"kind": "restocking_fee", "description": "Bolur M", "sku": None, "quantity": 1, "amount": "250",
+                  "vat_rate": "24"}
+    body = invoicing.invoice_body(doc([ITEM, restocking]), order_name="#1001", customer_id="c1",
+                                  today=date(2026, 11, 23), payment_type=None, send_email=False)
+    assert [line["description"] for line in body["lines"]] == ["Krús", "Umsýslugjald vegna skila: Bolur M"]
+
+
+def test_booked_as_paid_with_the_mapped_payment_type():
+    body = invoicing.invoice_body(doc([ITEM]), order_name="#1001", customer_id="c1", today=date(2026, 11, 23),
+                                  payment_type="pt-1", send_email=True)
+    assert (body["status"], body["paidDate"], body["paymentType"], body["sendEmail"]) == ("PAID", "2026-11-23", "pt-1", True)
+
+
+def test_a_total_that_does_not_divide_exactly_is_booked_as_one_unit():
+    line = {**ITEM, "quantity": -3, "amount": "-1000"}
+    [sent] = invoicing.payday_lines([line])
+    assert (sent["quantity"], sent["unitPriceIncludingVat"]) == (1, -1000)
+    assert sent["description"].startswith("3 × ")
+
+
+def test_C4_the_description_names_the_gateway_and_the_credited_sale_invoice():
+    body = invoicing.invoice_body(doc([ITEM]), order_name="#1001", customer_id="c1", today=date(2026, 11, 23),
+                                  payment_type=None, send_email=False, original_number="1042")
+    assert "shopify_payments" in body["description"] and "1042" in body["description"]
+    assert "#1001-R1" in body["description"] and "#1001" in body["description"]

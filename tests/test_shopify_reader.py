@@ -1,0 +1,118 @@
+"""Facts: the app's GraphQL queries are valid against Shopify's 2026-10 schema, read an order
+in Shopify's real shape, and survive throttling, outages and expired tokens."""
+from __future__ import annotations
+
+import gzip
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from graphql import build_client_schema, parse, validate
+
+from shopify_app import facts, reconcile
+from shopify_app.shopify_admin import AdminClient, ShopifyUnavailable
+from tests.helpers import SHOP
+
+SCHEMA = Path(__file__).resolve().parent.parent / "shopify_app" / "sandbox" / "admin-schema-2026-10.json.gz"
+QUERIES = {"order": facts.ORDER_QUERY, "refund details": facts.REFUND_DETAILS_QUERY,
+           "return details": facts.RETURN_DETAILS_QUERY, "changed orders": reconcile.CHANGED_ORDERS_QUERY,
+           "order by name": facts.ORDER_BY_NAME_QUERY, "line items": facts.LINE_ITEMS_QUERY,
+           "recent gateways": facts.RECENT_GATEWAYS_QUERY}
+ORDER = {"name": "#1001", "customer": {"email": "anna@example.is", "company": "1203894569"},
+         "lines": [{"sku": "BOLUR-M", "title": "Bolur M", "price": "2500", "quantity": 2, "tax_rate": "24"},
+                   {"sku": "BOK", "title": "Bók", "price": "3990", "quantity": 1, "tax_rate": "11"}],
+         "shipping": {"title": "Heimsending", "price": "1000", "tax_rate": "24"},
+         "payment": {"gateway": "shopify_payments", "status": "success"}, "currency": "ISK", "taxes_included": True}
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_every_query_is_valid_against_the_2026_10_schema(name):
+    schema = build_client_schema(json.load(gzip.open(SCHEMA))["data"], assume_valid=True)
+    assert validate(schema, parse(QUERIES[name])) == []
+
+
+@pytest.fixture
+def admin(settings, shopify):
+    client = AdminClient(settings, sleep=lambda s: None)
+    client.install_from_id_token(SHOP, shopify.id_token(SHOP))
+    return client
+
+
+@pytest.fixture
+def order(shopify):
+    store = shopify.store
+    o = store.create_order(SHOP, ORDER)
+    store.apply(o, {"do": "return_open", "return": "R1", "lines": [{"sku": "BOLUR-M", "quantity": 2}],
+                    "return_shipping_fee": "500"})
+    store.apply(o, {"do": "refund", "return": "R1", "lines": [{"sku": "BOLUR-M", "quantity": 2}], "shipping": "1000"})
+    store.apply(o, {"do": "return_close", "return": "R1"})
+    return o
+
+
+def test_reads_the_order_with_its_return_refund_fees_and_transactions(admin, order):
+    f = facts.read_order(admin, SHOP, f"gid://shopify/Order/{order.id}")
+    assert (f.name, f.currency, f.taxes_included, f.customer.company) == ("#1001", "ISK", True, "1203894569")
+    assert {li.sku: (li.unit_price, li.vat_rates) for li in f.line_items.values()} == {
+        "BOLUR-M": (Decimal(2500), (Decimal(24),)), "BOK": (Decimal(3990), (Decimal(11),))}
+    [ret] = f.returns
+    assert (ret.name, ret.status, ret.shipping_fees) == ("#1001-R1", "CLOSED", (Decimal(500),))
+    assert ret.closed_at is not None and [(rl.quantity, rl.value) for rl in ret.lines] == [(2, Decimal(5000))]
+    [refund] = f.refunds
+    assert refund.return_id == ret.id
+    assert [(rl.quantity, rl.gross) for rl in refund.lines] == [(2, Decimal(5000))]
+    assert [rs.gross for rs in refund.shipping] == [Decimal(1000)]
+    assert [(t.kind, t.status, t.amount) for t in refund.transactions] == [("REFUND", "SUCCESS", Decimal(5500))]
+
+
+def test_many_returns_are_read_page_by_page(admin, shopify):
+    o = shopify.store.create_order(SHOP, {**ORDER, "lines": [{**ORDER["lines"][0], "quantity": 25}]})
+    for n in range(23):
+        shopify.store.apply(o, {"do": "return_open", "return": f"R{n}", "lines": [{"sku": "BOLUR-M", "quantity": 1}]})
+    f = facts.read_order(admin, SHOP, f"gid://shopify/Order/{o.id}")
+    assert len(f.returns) == 23 and len({r.id for r in f.returns}) == 23
+
+
+def test_an_order_with_more_than_a_page_of_line_items_is_read_page_by_page(admin, shopify):
+    lines = [{"sku": f"VARA-{n}", "title": f"Vara {n}", "price": "1000", "quantity": 1, "tax_rate": "24"}
+             for n in range(120)]
+    o = shopify.store.create_order(SHOP, {**ORDER, "lines": lines})
+    f = facts.read_order(admin, SHOP, f"gid://shopify/Order/{o.id}")
+    assert sorted(li.sku for li in f.line_items.values()) == sorted(f"VARA-{n}" for n in range(120))
+
+
+def test_an_order_with_more_refunds_than_one_read_holds_is_refused_not_guessed(admin, shopify):
+    o = shopify.store.create_order(SHOP, {**ORDER, "lines": [{**ORDER["lines"][0], "quantity": 40}]})
+    for _ in range(facts.LIST_LIMITS['refunds'] - 1):
+        shopify.store.apply(o, {"do": "refund", "lines": [{"sku": "BOLUR-M", "quantity": 1}]})
+    assert len(facts.read_order(admin, SHOP, f"gid://shopify/Order/{o.id}").refunds) == facts.LIST_LIMITS['refunds'] - 1
+    shopify.store.apply(o, {"do": "refund", "lines": [{"sku": "BOLUR-M", "quantity": 1}]})
+    with pytest.raises(facts.OrderTooLarge):
+        facts.read_order(admin, SHOP, f"gid://shopify/Order/{o.id}")
+
+
+def test_throttled_query_waits_and_succeeds(admin, order, shopify):
+    waits = []
+    admin.sleep = lambda s: (waits.append(s), shopify.set_bucket(SHOP, 2000))
+    shopify.set_bucket(SHOP, 0)
+    f = facts.read_order(admin, SHOP, f"gid://shopify/Order/{order.id}")
+    assert f.name == "#1001" and waits and waits[0] > 0
+
+
+def test_server_errors_are_retried_then_reported_as_unavailable(admin, order, shopify):
+    shopify.fail_next(2, status=503)
+    assert facts.read_order(admin, SHOP, f"gid://shopify/Order/{order.id}").name == "#1001"
+    shopify.fail_next(10, status=503)
+    with pytest.raises(ShopifyUnavailable):
+        facts.read_order(admin, SHOP, f"gid://shopify/Order/{order.id}")
+
+
+def test_a_401_refreshes_the_token_once_and_retries(admin, order, shopify):
+    shopify.expire_access_token(SHOP)   # Shopify says no before our clock says so
+    f = facts.read_order(admin, SHOP, f"gid://shopify/Order/{order.id}")
+    assert f.name == "#1001"
+    assert [r["body"].get("grant_type") for r in shopify.token_requests][-1] == "refresh_token"
+
+
+def test_an_order_shopify_no_longer_shows_reads_as_none(admin):
+    assert facts.read_order(admin, SHOP, "gid://shopify/Order/999999999") is None

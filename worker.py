@@ -1,0 +1,51 @@
+"""The worker process (Procfile `worker:`): an RQ worker on the Skilvís queue plus RQ's
+CronScheduler for the periodic jobs, in a child process of its own.
+
+SIGTERM (Heroku's stop signal) lets the running job finish within the grace period
+(HerokuWorker), stops the scheduler, and exits 0."""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+
+from rq.worker import HerokuWorker
+
+from shopify_app import config, jobqueue, localservers, periodic
+
+log = logging.getLogger("skilvis.worker")
+
+
+def _run_scheduler(redis_url: str) -> None:
+    periodic.scheduler(jobqueue.redis_connection(redis_url)).start()
+
+
+def main(burst: bool = False) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = config.load()
+    handles = []
+    if not settings.production and not (settings.database_url and settings.redis_url):
+        handles = localservers.fill_environment()
+    redis_url = os.environ["REDIS_URL"]
+    connection = jobqueue.redis_connection(redis_url)
+
+    cron = None
+    if not burst:
+        cron = multiprocessing.get_context("fork").Process(
+            target=_run_scheduler, args=(redis_url,), name="skilvis-cron", daemon=True)
+        cron.start()
+    worker = HerokuWorker([jobqueue.queue(connection)], connection=connection)
+    try:
+        worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+    finally:
+        if cron is not None and cron.is_alive():
+            os.kill(cron.pid, signal.SIGTERM)
+            cron.join(10)
+        localservers.stop(handles)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(burst="--burst" in sys.argv))
