@@ -200,6 +200,7 @@ CREDIT_ERRORS = {
     "unknown_line": i18n.lazy_gettext("That product is not on this order."),
     "bad_quantity": i18n.lazy_gettext("At most %(max)s of “%(item)s” can be credited."),
     "nothing_picked": i18n.lazy_gettext("Pick at least one product or the shipping."),
+    "shipping_credited": i18n.lazy_gettext("The shipping has already been credited."),
     "unsupported_vat_rate": i18n.REASONS["unsupported_vat_rate"],
     "order_gone": i18n.REASONS["order_gone"],
     "order_too_large": i18n.REASONS["order_too_large"],
@@ -238,7 +239,9 @@ def _credit_error(code: str, params: dict, status: int = 400):
     return jsonify(ok=False, error=code, message=message), status
 
 
-def _plan_from_request(order_id: int):
+def _credit_request(order_id: int):
+    """The shop, our order row, Shopify's order and the form (picks, shipping, token); or an
+    error response in place of the order."""
     shop = home.current_shop()
     order_row = home.owned_order(shop["id"], order_id)
     body = _json()
@@ -248,25 +251,28 @@ def _plan_from_request(order_id: int):
             picks[str(key)] = int(value or 0)
         except (TypeError, ValueError):
             abort(400, "quantities are whole numbers")
+    form = (picks, bool(body.get("shipping")), str(body.get("token") or ""))
     try:
         order = home.read_facts(order_row)
     except facts.OrderTooLarge:
-        return shop, order_row, None, _credit_error("order_too_large", {}, 409)
+        return shop, order_row, _credit_error("order_too_large", {}, 409), form
     if order is None:
-        return shop, order_row, None, _credit_error("order_gone", {}, 404)
-    try:
-        plan = manual.build(order, picks, bool(body.get("shipping")), str(body.get("token") or ""))
-    except manual.InvalidCredit as exc:
-        return shop, order_row, order, _credit_error(exc.code, exc.params)
-    return shop, order_row, order, plan
+        return shop, order_row, _credit_error("order_gone", {}, 404), form
+    return shop, order_row, order, form
 
 
 @bp.post("/orders/<int:order_id>/credit/preview")
 @embedded
 def credit_preview(order_id: int):
-    shop, order_row, order, plan = _plan_from_request(order_id)
-    if not isinstance(plan, manual.Plan):
-        return plan
+    shop, order_row, order, (picks, shipping, token) = _credit_request(order_id)
+    if not isinstance(order, facts.Order):
+        return order
+    try:
+        with db.transaction() as conn:
+            earlier = manual.hand_credits(conn, order_row["id"], token)
+        plan = manual.build(order, picks, shipping, token, earlier)
+    except manual.InvalidCredit as exc:
+        return _credit_error(exc.code, exc.params)
     html = render_template("_preview.html", plan=plan, currency=order.currency)
     return jsonify(ok=True, total=str(plan.total), total_text=i18n.money(plan.total, order.currency),
                    lines=[documents.line_dict(line) for line in plan.lines], html=html)
@@ -275,12 +281,15 @@ def credit_preview(order_id: int):
 @bp.post("/orders/<int:order_id>/credit")
 @embedded
 def credit_create(order_id: int):
-    shop, order_row, order, plan = _plan_from_request(order_id)
-    if not isinstance(plan, manual.Plan):
-        return plan
+    shop, order_row, order, form = _credit_request(order_id)
+    if not isinstance(order, facts.Order):
+        return order
     if not shop_settings.load(shop["id"]).payday_connected:
         return _credit_error("not_connected", {}, 409)
-    created = manual.create(shop["id"], order_row, order, plan)
+    try:
+        created = manual.create(shop["id"], order_row, order, *form)
+    except manual.InvalidCredit as exc:
+        return _credit_error(exc.code, exc.params)
     return jsonify(ok=True, new=created.new, case_id=created.case_id, document_id=created.document_id,
                    url=home.page_url("home.case_detail", case_id=created.case_id),
                    message=i18n.gettext("Credit invoice created; it is being sent to Payday.") if created.new

@@ -55,6 +55,7 @@ class Line:
     quantity: int          # negative for what comes back to the shop, positive for what goes out
     amount: Decimal        # VAT included; a credit negative, a charge positive
     vat_rate: Decimal
+    source: str | None = None   # a hand credit's order line or shipping line, so it is not credited twice
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,17 @@ def refunded_quantities(order: Order) -> dict[str, int]:
             for line in refund.lines:
                 counts[line.line_item_id] = counts.get(line.line_item_id, 0) + line.quantity
     return counts
+
+
+def refunded_shipping(order: Order) -> dict[str, Decimal]:
+    """Per shipping line, the shipping Shopify refunds gave money back for, VAT included."""
+    amounts: dict[str, Decimal] = {}
+    for refund in order.refunds:
+        if _refund_money(refund) > 0:
+            for ship in refund.shipping:
+                if ship.shipping_line_id:
+                    amounts[ship.shipping_line_id] = amounts.get(ship.shipping_line_id, ZERO) + ship.gross
+    return amounts
 
 
 def _failed(refund: Refund) -> bool:

@@ -28,8 +28,11 @@ MAX_ATTEMPTS = len(BACKOFF) + 1
 
 
 def line_dict(line) -> dict:
-    return {"kind": line.kind, "description": line.description, "sku": line.sku, "quantity": line.quantity,
-            "amount": str(line.amount), "vat_rate": str(line.vat_rate)}
+    out = {"kind": line.kind, "description": line.description, "sku": line.sku, "quantity": line.quantity,
+           "amount": str(line.amount), "vat_rate": str(line.vat_rate)}
+    if line.source:
+        out["source"] = line.source
+    return out
 
 
 def coverage(conn, order_id: int) -> dict[str, frozenset[str]]:

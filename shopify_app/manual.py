@@ -7,12 +7,15 @@ retried request or a second tab with the same form all claim the same key, so on
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Mapping
 
 from . import db, documents, orders, timeline
-from .decision import ITEM, SHIPPING, Line, Plan, UnsupportedVat, listed_gross, refunded_quantities, vat_rate
+from .decision import (ITEM, SHIPPING, Line, Plan, UnsupportedVat, listed_gross, refunded_quantities,
+                       refunded_shipping, vat_rate)
 from .facts import Order
+from .money import ZERO
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -29,21 +32,61 @@ def numeric(gid: str) -> str:
     return gid.rsplit("/", 1)[-1]
 
 
-def creditable(order: Order) -> dict[str, int]:
+@dataclass(frozen=True)
+class HandCredits:
+    """What earlier hand-made credits of an order already credited: per order line the
+    quantity, per shipping line the amount (VAT included, positive)."""
+    items: Mapping[str, int] = field(default_factory=dict)
+    shipping: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+def hand_credits(conn, order_id: int, token: str) -> HandCredits:
+    """The order's hand-made credits, except the one this form makes (its own resubmit must
+    find its document, not be refused for having credited itself)."""
+    items: dict[str, int] = {}
+    shipping: dict[str, Decimal] = {}
+    for row in conn.execute("SELECT lines FROM documents WHERE order_id = %s AND trigger = 'manual' AND doc_key <> %s",
+                            (order_id, key(token))):
+        for line in row["lines"]:
+            source = line.get("source")
+            if source and line["kind"] == ITEM:
+                items[source] = items.get(source, 0) - int(line["quantity"])
+            elif source and line["kind"] == SHIPPING:
+                shipping[source] = shipping.get(source, ZERO) - Decimal(line["amount"])
+    return HandCredits(items, shipping)
+
+
+def creditable(order: Order, earlier: HandCredits = HandCredits()) -> dict[str, int]:
     """Per line item, how many can still be credited by hand: ordered, less what Shopify
-    refunds already gave money back for (those have their own credit invoices)."""
+    refunds already gave money back for (those have their own credit invoices) and what
+    earlier hand credits took."""
     refunded = refunded_quantities(order)
-    return {item.id: max(item.quantity - refunded.get(item.id, 0), 0) for item in order.line_items.values()}
+    return {item.id: max(item.quantity - refunded.get(item.id, 0) - earlier.items.get(item.id, 0), 0)
+            for item in order.line_items.values()}
 
 
-def build(order: Order, picks: Mapping[str, int], shipping: bool, token: str) -> Plan:
-    """Pure: the order's facts and the merchant's picks (line item numeric id → quantity) → the
-    plan of a credit invoice. Amounts as Shopify lists them, VAT included; the VAT rate per
-    line by the decision core's own rules."""
+def creditable_shipping(order: Order, earlier: HandCredits = HandCredits()) -> dict[str, Decimal]:
+    """Per shipping line, the shipping (VAT included) not yet given back by a Shopify refund or
+    an earlier hand credit. A line with nothing left is left out."""
+    refunded = refunded_shipping(order)
+    left = {}
+    for ship in order.shipping_lines.values():
+        rate = vat_rate(ship.vat_rates, ship.title)
+        rest = listed_gross(order, ship.price, rate) - refunded.get(ship.id, ZERO) - earlier.shipping.get(ship.id, ZERO)
+        if rest > 0:
+            left[ship.id] = rest
+    return left
+
+
+def build(order: Order, picks: Mapping[str, int], shipping: bool, token: str,
+          earlier: HandCredits = HandCredits()) -> Plan:
+    """Pure: the order's facts, the merchant's picks (line item numeric id → quantity) and the
+    earlier hand credits → the plan of a credit invoice. Amounts as Shopify lists them, VAT
+    included; the VAT rate per line by the decision core's own rules."""
     if not TOKEN.match(token or ""):
         raise InvalidCredit("bad_token")
     by_numeric = {numeric(item.id): item for item in order.line_items.values()}
-    most = creditable(order)
+    most = creditable(order, earlier)
     lines: list[Line] = []
     try:
         for line_id, quantity in picks.items():
@@ -57,20 +100,22 @@ def build(order: Order, picks: Mapping[str, int], shipping: bool, token: str) ->
                 raise InvalidCredit("bad_quantity", item=item.title, max=most[item.id])
             rate = vat_rate(item.vat_rates, item.title)
             lines.append(Line(ITEM, item.title, item.sku, -quantity,
-                              -listed_gross(order, item.unit_price * quantity, rate), rate))
+                              -listed_gross(order, item.unit_price * quantity, rate), rate, source=item.id))
         if shipping:
-            for ship in order.shipping_lines.values():
-                if ship.price:
-                    rate = vat_rate(ship.vat_rates, ship.title)
-                    lines.append(Line(SHIPPING, ship.title, None, -1, -listed_gross(order, ship.price, rate), rate))
+            left = creditable_shipping(order, earlier)
+            if not left:
+                raise InvalidCredit("shipping_credited")
+            for ship_id, amount in left.items():
+                ship = order.shipping_lines[ship_id]
+                lines.append(Line(SHIPPING, ship.title, None, -1, -amount, vat_rate(ship.vat_rates, ship.title),
+                                  source=ship_id))
     except UnsupportedVat as exc:
         raise InvalidCredit("unsupported_vat_rate", rate=exc.rate, item=exc.what) from exc
     if not lines:
         raise InvalidCredit("nothing_picked")
-    key = f"manual-{token}"
     # No gateway, so the invoice is created unpaid: the money went back outside Shopify (cash, a
     # transfer), and only the bookkeeper knows how; the sale's card gateway would be wrong.
-    return Plan(key=key, trigger="manual", case_key=key, return_id=None, return_name=None, refund_ids=(),
+    return Plan(key=key(token), trigger="manual", case_key=key(token), return_id=None, return_name=None, refund_ids=(),
                 lines=tuple(lines), gateway=None)
 
 
@@ -81,18 +126,26 @@ class Created:
     new: bool           # False: this form was submitted before, nothing more was made
 
 
-def create(shop_id: int, order_row: dict, order: Order, plan: Plan) -> Created:
-    """Claim the plan (once per key, ever), give it a case for the home list, and ask the
-    order's pipeline to send it."""
+def key(token: str) -> str:
+    return f"manual-{token}"
+
+
+def create(shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int], shipping: bool,
+           token: str) -> Created:
+    """Claim the credit (once per form, ever), give it a case for the home list, and ask the
+    order's pipeline to send it. Built again under the order's lock, so two forms sent at once
+    cannot both credit the same item."""
     with db.transaction() as conn:
-        # One hand-made credit at a time per order, so labels count up without gaps.
+        # One hand-made credit at a time per order: labels count up without gaps, and each
+        # sees the ones before it.
         conn.execute("SELECT id FROM orders WHERE id = %s AND shop_id = %s FOR UPDATE", (order_row["id"], shop_id))
         existing = conn.execute("SELECT id FROM cases WHERE shop_id = %s AND case_gid = %s",
-                                (shop_id, plan.case_key)).fetchone()
+                                (shop_id, key(token))).fetchone()
         if existing:
             doc = conn.execute("SELECT id FROM documents WHERE shop_id = %s AND doc_key = %s",
-                               (shop_id, plan.key)).fetchone()
+                               (shop_id, key(token))).fetchone()
             return Created(existing["id"], doc["id"] if doc else None, False)
+        plan = build(order, picks, shipping, token, hand_credits(conn, order_row["id"], token))
         count = conn.execute("SELECT count(*) AS n FROM cases WHERE order_id = %s AND kind = 'manual'",
                              (order_row["id"],)).fetchone()["n"]
         case_id = conn.execute(

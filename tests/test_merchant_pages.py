@@ -327,6 +327,38 @@ def test_credit_by_hand_previews_and_creates_exactly_one_document(client, system
     assert not again["new"] and len(payday.invoices) == 1
 
 
+def test_C6_a_second_hand_credit_offers_only_what_the_first_left(client, system, sandbox_order, payday):
+    [order] = db_rows("SELECT id FROM orders")
+    query = {"embedded": "1", "shop": SANDBOX_SHOP, "id_token": sandbox_token(system), "locale": "is"}
+    headers = {"Authorization": f"Bearer {sandbox_token(system)}"}
+
+    def form():
+        html = client.get(f"/orders/{order['id']}/credit", query_string=query).get_data(as_text=True)
+        most = dict(re.findall(r'name="qty-(\d+)" type="number" min="0" max="(\d+)"', html))
+        return re.search(r'data-token="([^"]+)"', html).group(1), most, 'id="shipping" value="1">' in html
+
+    token, most, shipping = form()
+    krus = next(k for k, v in most.items() if v == "3")
+    assert shipping
+    assert client.post(f"/api/orders/{order['id']}/credit", headers=headers,
+                       json={"token": token, "quantities": {krus: 2}, "shipping": True}).json["new"]
+    token, most, shipping = form()
+    assert most[krus] == "1" and not shipping and "Þegar kreditfært" in client.get(
+        f"/orders/{order['id']}/credit", query_string=query).get_data(as_text=True)
+    # A form opened before the first credit was made still cannot take more than is left.
+    refused = client.post(f"/api/orders/{order['id']}/credit", headers=headers,
+                          json={"token": token, "quantities": {krus: 2}})
+    assert refused.status_code == 400 and refused.json["error"] == "bad_quantity"
+    refused = client.post(f"/api/orders/{order['id']}/credit", headers=headers,
+                          json={"token": token, "quantities": {krus: 1}, "shipping": True})
+    assert refused.json["message"] == "Sendingarkostnaðurinn hefur þegar verið kreditfærður."
+    assert client.post(f"/api/orders/{order['id']}/credit", headers=headers,
+                       json={"token": token, "quantities": {krus: 1}}).json["new"]
+    run_worker_until_idle()
+    assert sorted(sum(line["quantity"] for line in inv["lines"] if line.get("sku") == "KRUS")
+                  for inv in payday.invoices) == [1, 2]
+
+
 def test_credit_by_hand_for_an_order_skilvis_has_not_seen_yet(client, system):
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
     for name in ("#1042", "#10420"):

@@ -339,3 +339,30 @@ def test_C6_a_hand_made_credit_cannot_credit_what_a_shopify_refund_already_did_a
     plan = manual.build(o, {"1": 1, "2": 1}, False, token)
     assert neutral(plan) == [("item", "KRUS", -1, "-1990", "24"), ("item", "BOK", -1, "-3990", "11")]
     assert plan.gateway is None   # booked unpaid: the money did not go back through the sale's gateway
+
+
+def test_C6_a_hand_made_credit_cannot_credit_again_what_an_earlier_hand_credit_did():
+    krus, ship = item(1, "KRUS", 1990, 3), shipping_line(1000)
+    o = order([krus], shipping=ship)
+    first = manual.build(o, {"1": 2}, True, "a" * 20)
+    earlier = manual.HandCredits(items={krus.id: 2}, shipping={ship.id: D("1000")})
+    assert {line.source for line in first.lines} == {krus.id, ship.id}   # what makes `earlier` readable later
+    assert manual.creditable(o, earlier) == {krus.id: 1} and manual.creditable_shipping(o, earlier) == {}
+    with pytest.raises(manual.InvalidCredit) as refused:
+        manual.build(o, {"1": 2}, False, "b" * 20, earlier)
+    assert refused.value.code == "bad_quantity" and refused.value.params["max"] == 1
+    with pytest.raises(manual.InvalidCredit) as refused:
+        manual.build(o, {"1": 1}, True, "b" * 20, earlier)
+    assert refused.value.code == "shipping_credited"
+    assert neutral(manual.build(o, {"1": 1}, False, "b" * 20, earlier)) == [("item", "KRUS", -1, "-1990", "24")]
+
+
+def test_C6_shipping_a_shopify_refund_gave_back_is_not_credited_again_by_hand():
+    krus, ship = item(1, "KRUS", 1990, 1), shipping_line(1000)
+    partly = order([krus], shipping=ship, refunds=[refund(1, shipping=[(ship, 400)])])
+    assert manual.creditable_shipping(partly) == {ship.id: D("600")}
+    assert neutral(manual.build(partly, {}, True, "c" * 20)) == [("shipping", None, -1, "-600", "24")]
+    fully = order([krus], shipping=ship, refunds=[refund(1, shipping=[(ship, 1000)])])
+    with pytest.raises(manual.InvalidCredit) as refused:
+        manual.build(fully, {}, True, "c" * 20)
+    assert refused.value.code == "shipping_credited"
