@@ -236,8 +236,15 @@ def order_timeline(shop_id: int, order: dict) -> list[dict]:
                   OR e.payload ->> 'admin_graphql_api_id' IN (SELECT case_gid FROM cases WHERE order_id = %(order_id)s))
                ORDER BY e.received_at DESC LIMIT 200""",
             {"domain": order["shop_domain"], "legacy": str(order["legacy_id"]), "order_id": order["id"]}).fetchall()
+        references = {r["doc_key"]: r["reference"] for r in conn.execute(
+            "SELECT doc_key, reference FROM documents WHERE order_id = %s", (order["id"],))}
     merged = [{"at": e["at"], "kind": "webhook", "detail": {"topic": e["topic"]}, "case_id": None} for e in events]
-    merged += [dict(r) for r in entries]
+    for entry in entries:
+        detail = dict(entry["detail"] or {})
+        # The merchant and the bookkeeper know a document by its reference in Payday, not our key.
+        if detail.get("doc_key") in references:
+            detail["doc_key"] = references[detail["doc_key"]]
+        merged.append({**entry, "detail": detail})
     return sorted(merged, key=lambda r: r["at"])
 
 

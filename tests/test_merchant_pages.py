@@ -196,10 +196,15 @@ def test_detail_shows_the_timeline_documents_and_links(client, two_shops):
         conn.execute("""INSERT INTO webhook_events (shop_domain, event_key, topic, payload, status)
                         VALUES (%s, 'e1', 'returns/close', %s, 'processed')""",
                      (SHOP, Jsonb({"order_id": 1004, "admin_graphql_api_id": "gid://shopify/Return/4"})))
+        conn.execute("""INSERT INTO timeline (shop_id, order_id, case_id, kind, detail)
+                        VALUES (%s, %s, %s, 'payday_call', %s)""",
+                     (case["shop_id"], case["order_id"], case["id"], Jsonb({"doc_key": "return-4", "attempt": 1})))
     html = page(client, f"/cases/{case['id']}", locale="is").get_data(as_text=True)
     timeline = re.search(r'data-testid="timeline">(.*?)</ol>', html, re.S).group(1)
-    assert timeline.count("<li") == 2
+    assert timeline.count("<li") == 3
     assert "Shopify tilkynnti: returns/close" in timeline and "Staða: – → Stofnaður" in timeline
+    # The document by its reference in Payday, not by our internal key.
+    assert "Sent í Payday: #1004 / R4 (tilraun 1)" in timeline and "return-4" not in timeline
     assert html.count('data-testid="document"') == 1 and "Payday nr. 1004" in html
     assert 'href="shopify://admin/orders/1004"' in html
     assert 'href="https://app.payday.is/invoices/inv-4"' in html
