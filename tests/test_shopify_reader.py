@@ -81,6 +81,15 @@ def test_an_order_with_more_than_a_page_of_line_items_is_read_page_by_page(admin
     assert sorted(li.sku for li in f.line_items.values()) == sorted(f"VARA-{n}" for n in range(120))
 
 
+def test_a_discounted_line_is_read_at_the_price_the_customer_paid(admin, shopify):
+    # Shopify keeps the list price as `originalUnitPriceSet`; a credit is for what was paid.
+    lines = [{"sku": "PEYSA", "title": "Lopapeysa", "price": "10000", "discount": "2000", "quantity": 2,
+              "tax_rate": "24"}]
+    o = shopify.store.create_order(SHOP, {**ORDER, "lines": lines})
+    [item] = facts.read_order(admin, SHOP, f"gid://shopify/Order/{o.id}").line_items.values()
+    assert (item.unit_price, item.tax, item.vat_rates) == (Decimal(8000), Decimal("3097"), (Decimal(24),))
+
+
 def test_an_order_with_more_refunds_than_one_read_holds_is_refused_not_guessed(admin, shopify):
     o = shopify.store.create_order(SHOP, {**ORDER, "lines": [{**ORDER["lines"][0], "quantity": 40}]})
     for _ in range(facts.LIST_LIMITS['refunds'] - 1):

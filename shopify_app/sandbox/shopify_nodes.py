@@ -190,6 +190,7 @@ def order_node(o: Order) -> dict:
     items_listed = sum((li.listed() for li in o.line_items), ZERO)
     shipping_listed = sum((s.price for s in o.shipping_lines), ZERO)
     tax = sum((li.tax() for li in o.line_items), ZERO) + sum((s.tax() for s in o.shipping_lines), ZERO)
+    discounts = sum((li.unit_discount * li.quantity for li in o.line_items), ZERO)
     first, last = customer_name(o)
     home = _address(o)
     return {
@@ -217,7 +218,7 @@ def order_node(o: Order) -> dict:
         "subtotalPriceSet": bag(items_listed, cur), "currentSubtotalPriceSet": bag(items_listed, cur),
         "totalTaxSet": bag(tax, cur), "currentTotalTaxSet": bag(tax, cur),
         "totalShippingPriceSet": bag(shipping_listed, cur), "currentShippingPriceSet": bag(shipping_listed, cur),
-        "totalDiscountsSet": bag(ZERO, cur), "currentTotalDiscountsSet": bag(ZERO, cur),
+        "totalDiscountsSet": bag(discounts, cur), "currentTotalDiscountsSet": bag(discounts, cur),
         "totalReceivedSet": bag(totals.received, cur), "totalRefundedSet": bag(totals.refunded, cur),
         "netPaymentSet": bag(totals.received - totals.refunded, cur),
         "totalOutstandingSet": bag(totals.outstanding, cur),
@@ -250,9 +251,19 @@ def _tax_lines(amount: Decimal, rate: Decimal, currency: str) -> list[dict]:
              "channelLiable": False, "price": text(amount, currency), "priceSet": bag(amount, currency)}]
 
 
+def _discount_allocation(amount: Decimal, cur: str) -> dict:
+    """A line-level automatic discount, the one kind of discount the stand-in models."""
+    return {"__typename": "DiscountAllocation", "allocatedAmount": money(amount, cur), "allocatedAmountSet": bag(amount, cur),
+            "discountApplication": {"__typename": "AutomaticDiscountApplication", "title": "Afsláttur",
+                                    "allocationMethod": "EACH", "targetSelection": "EXPLICIT", "targetType": "LINE_ITEM",
+                                    "index": 0, "value": {"__typename": "MoneyV2", "amount": text(amount, cur),
+                                                          "currencyCode": cur}}}
+
+
 def line_item_node(li: LineItem) -> dict:
     cur = li.order.currency
-    unit, total = li.unit_price, li.listed()
+    unit, paid, total = li.unit_price, li.paid_unit, li.listed()
+    original, discount = unit * li.quantity, li.unit_discount * li.quantity
     return {
         "__typename": "LineItem", "id": gid("LineItem", li.id), "sku": li.sku, "title": li.title, "name": li.title,
         "variantTitle": None, "vendor": None, "variant": None, "product": None, "quantity": li.quantity,
@@ -260,12 +271,13 @@ def line_item_node(li: LineItem) -> dict:
         "refundableQuantity": li.quantity - li.refunded_quantity, "fulfillableQuantity": 0,
         "unfulfilledQuantity": 0, "nonFulfillableQuantity": 0, "fulfillmentStatus": "fulfilled",
         "requiresShipping": True, "taxable": li.tax_rate > 0, "isGiftCard": False, "restockable": True,
-        "canRestock": True, "merchantEditable": False, "customAttributes": [], "discountAllocations": [],
+        "canRestock": True, "merchantEditable": False, "customAttributes": [],
+        "discountAllocations": [_discount_allocation(discount, cur)] if discount else [],
         "duties": [], "originalUnitPrice": text(unit, cur), "originalUnitPriceSet": bag(unit, cur),
-        "discountedUnitPrice": text(unit, cur), "discountedUnitPriceSet": bag(unit, cur),
-        "discountedUnitPriceAfterAllDiscountsSet": bag(unit, cur), "originalTotal": text(total, cur),
-        "originalTotalSet": bag(total, cur), "discountedTotal": text(total, cur), "discountedTotalSet": bag(total, cur),
-        "totalDiscount": text(ZERO, cur), "totalDiscountSet": bag(ZERO, cur),
+        "discountedUnitPrice": text(paid, cur), "discountedUnitPriceSet": bag(paid, cur),
+        "discountedUnitPriceAfterAllDiscountsSet": bag(paid, cur), "originalTotal": text(original, cur),
+        "originalTotalSet": bag(original, cur), "discountedTotal": text(total, cur), "discountedTotalSet": bag(total, cur),
+        "totalDiscount": text(discount, cur), "totalDiscountSet": bag(discount, cur),
         "unfulfilledOriginalTotal": text(ZERO, cur), "unfulfilledOriginalTotalSet": bag(ZERO, cur),
         "unfulfilledDiscountedTotal": text(ZERO, cur), "unfulfilledDiscountedTotalSet": bag(ZERO, cur),
         "priceAfterAllDiscountsBeforeTaxesSet": bag(total if not li.order.taxes_included else total - li.tax(), cur),
@@ -383,7 +395,7 @@ def refund_node(r: Refund) -> dict:
 
 def _refund_line_node(line) -> dict:
     cur = line.refund.order.currency
-    unit = line.line_item.unit_price
+    unit = line.line_item.paid_unit
     return {
         "__typename": "RefundLineItem", "id": gid("RefundLineItem", line.id), "quantity": line.quantity,
         "lineItem": lambda **_: line_item_node(line.line_item),

@@ -89,6 +89,7 @@ def _tax_line(tax, rate, currency: str) -> dict:
 
 def line_item(li) -> dict:
     cur = li.order.currency
+    discount = li.unit_discount * li.quantity
     return {
         "id": li.id, "admin_graphql_api_id": gid("LineItem", li.id), "attributed_staffs": [],
         "current_quantity": li.quantity - li.refunded_quantity, "fulfillable_quantity": 0,
@@ -96,9 +97,11 @@ def line_item(li) -> dict:
         "name": li.title, "price": text(li.unit_price, cur), "price_set": money_set(li.unit_price, cur),
         "product_exists": True, "product_id": None, "properties": [], "quantity": li.quantity,
         "requires_shipping": True, "sales_line_item_group_id": None, "sku": li.sku, "taxable": li.tax_rate > 0,
-        "title": li.title, "total_discount": text(ZERO, cur), "total_discount_set": money_set(ZERO, cur),
+        "title": li.title, "total_discount": text(discount, cur), "total_discount_set": money_set(discount, cur),
         "variant_id": None, "variant_inventory_management": None, "variant_title": None, "vendor": None,
-        "tax_lines": [_tax_line(li.tax(), li.tax_rate, cur)], "duties": [], "discount_allocations": [],
+        "tax_lines": [_tax_line(li.tax(), li.tax_rate, cur)], "duties": [],
+        "discount_allocations": [{"amount": text(discount, cur), "amount_set": money_set(discount, cur),
+                                  "discount_application_index": 0}] if discount else [],
     }
 
 
@@ -129,6 +132,7 @@ def order(o) -> dict:
         return text(value, cur)
 
     items_listed = sum((li.listed() for li in o.line_items), ZERO)
+    discounts = sum((li.unit_discount * li.quantity for li in o.line_items), ZERO)
     shipping_listed = sum((s.price for s in o.shipping_lines), ZERO)
     tax = sum((li.tax() for li in o.line_items), ZERO) + sum((s.tax() for s in o.shipping_lines), ZERO)
     token = hashlib.sha256(f"{o.shop.domain}/{o.id}".encode()).hexdigest()[:32]
@@ -141,11 +145,15 @@ def order(o) -> dict:
         "created_at": timestamp(o.created_at, zone), "currency": cur,
         "current_shipping_price_set": money_set(shipping_listed, cur),
         "current_subtotal_price": amount(items_listed), "current_subtotal_price_set": money_set(items_listed, cur),
-        "current_total_additional_fees_set": None, "current_total_discounts": amount(ZERO),
-        "current_total_discounts_set": money_set(ZERO, cur), "current_total_duties_set": None,
+        "current_total_additional_fees_set": None, "current_total_discounts": amount(discounts),
+        "current_total_discounts_set": money_set(discounts, cur), "current_total_duties_set": None,
         "current_total_price": amount(totals.current), "current_total_price_set": money_set(totals.current, cur),
         "current_total_tax": amount(tax), "current_total_tax_set": money_set(tax, cur),
-        "customer": _customer(o), "customer_locale": "is", "device_id": None, "discount_applications": [],
+        "customer": _customer(o), "customer_locale": "is", "device_id": None, "discount_applications": [
+            {"type": "automatic", "title": "Afsláttur", "description": "Afsláttur",
+             "value": next(text(li.unit_discount, cur) for li in o.line_items if li.unit_discount),
+             "value_type": "fixed_amount", "allocation_method": "each", "target_selection": "explicit",
+             "target_type": "line_item"}] if discounts else [],
         "discount_codes": [], "duties_included": False, "email": o.customer["email"], "estimated_taxes": False,
         "financial_status": totals.financial_status.lower(), "fulfillment_status": "fulfilled",
         "fulfillments": [], "landing_site": None, "landing_site_ref": None, "line_item_groups": [],
@@ -162,9 +170,9 @@ def order(o) -> dict:
         "subtotal_price_set": money_set(items_listed, cur), "tags": "", "tax_exempt": False,
         "tax_lines": _order_tax_lines(o), "taxes_included": o.taxes_included, "test": False, "token": token,
         "total_cash_rounding_payment_adjustment_set": money_set(ZERO, cur),
-        "total_cash_rounding_refund_adjustment_set": money_set(ZERO, cur), "total_discounts": amount(ZERO),
-        "total_discounts_set": money_set(ZERO, cur), "total_line_items_price": amount(items_listed),
-        "total_line_items_price_set": money_set(items_listed, cur), "total_outstanding": amount(totals.outstanding),
+        "total_cash_rounding_refund_adjustment_set": money_set(ZERO, cur), "total_discounts": amount(discounts),
+        "total_discounts_set": money_set(discounts, cur), "total_line_items_price": amount(items_listed + discounts),
+        "total_line_items_price_set": money_set(items_listed + discounts, cur), "total_outstanding": amount(totals.outstanding),
         "total_price": amount(totals.original), "total_price_set": money_set(totals.original, cur),
         "total_shipping_price_set": money_set(shipping_listed, cur), "total_tax": amount(tax),
         "total_tax_set": money_set(tax, cur), "total_tip_received": amount(ZERO), "total_weight": 0,

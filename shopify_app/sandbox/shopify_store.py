@@ -104,8 +104,15 @@ class _Priced:
     quantity: int
     tax_rate: Decimal
 
+    unit_discount = ZERO   # a line-level discount, per unit (Shopify's discount allocation / quantity)
+
+    @property
+    def paid_unit(self) -> Decimal:
+        """The unit price after the line's discounts: what taxes, refunds and returns count."""
+        return self.unit_price - self.unit_discount
+
     def listed(self, quantity: int | None = None) -> Decimal:
-        return self.unit_price * (self.quantity if quantity is None else quantity)
+        return self.paid_unit * (self.quantity if quantity is None else quantity)
 
     def tax(self, quantity: int | None = None) -> Decimal:
         return vat_in(self.listed(quantity), self.tax_rate, self.order.taxes_included, self.order.currency)
@@ -126,6 +133,7 @@ class LineItem(_Priced):
     tax_rate: Decimal
     fulfillment_line_item_id: int
     exchange: "ExchangeLine | None" = field(default=None, repr=False)
+    unit_discount: Decimal = ZERO
 
     @property
     def refunded_quantity(self) -> int:
@@ -541,8 +549,11 @@ class Store:
 
     def _line_item(self, order: Order, spec: dict, exchange: ExchangeLine | None = None) -> LineItem:
         try:
+            price, discount = decimal(spec["price"]), decimal(spec.get("discount", 0))
+            if not ZERO <= discount <= price:
+                raise StoreError(f"a line's discount is per unit, between 0 and its price: {spec!r}")
             return self._keep(LineItem, order=order, sku=spec["sku"], title=spec.get("title", spec["sku"]),
-                              quantity=_quantity(spec["quantity"]), unit_price=decimal(spec["price"]),
+                              quantity=_quantity(spec["quantity"]), unit_price=price, unit_discount=discount,
                               tax_rate=decimal(spec.get("tax_rate", 0)), fulfillment_line_item_id=next(self._ids),
                               exchange=exchange)
         except KeyError as exc:
