@@ -11,7 +11,7 @@ from datetime import datetime
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
-from . import db, facts, i18n, manual, payday, shop_settings, shops
+from . import db, facts, i18n, manual, payday, reconcile, shop_settings, shops
 from .auth import embedded, valid_query_hmac
 from .shopify_admin import ShopifyError, ShopifyUnavailable
 
@@ -342,6 +342,7 @@ def settings_page():
     gateways = shop_settings.gateways(shop["id"], settings)
     return render_template("settings.html", settings=settings, payment_types=types, payday_answered=answered,
                            gateways=gateways, checklist=checklist(shop["id"], settings),
+                           backfill=reconcile.backfill_state(shop["id"]),
                            invoices_from=settings.invoices_from.astimezone(i18n.TIMEZONE).date().isoformat(),
                            today=datetime.now(i18n.TIMEZONE).date().isoformat())
 

@@ -90,8 +90,8 @@ def init_app(app) -> Babel:
     except OSError:
         pass  # a read-only slug: the committed .mo files serve
     babel = Babel(app, locale_selector=_select_locale)
-    app.jinja_env.filters.update(money=money, when=when)
-    app.jinja_env.globals.update(reason_text=reason_text, status_label=status_label, kind_label=kind_label,
+    app.jinja_env.filters.update(money=money, when=when, day=day)
+    app.jinja_env.globals.update(reason_text=reason_text, error_text=error_text, status_label=status_label, kind_label=kind_label,
                                  status_tone=status_tone, timeline_text=timeline_text, lang=lang)
     return babel
 
@@ -197,6 +197,7 @@ REASONS = {
     "order_gone": lazy_gettext("Shopify no longer shows this order"),
     "shopify_auth": lazy_gettext(
         "Shopify refused Skilvís access to the order; opening Skilvís from your Shopify admin renews it"),
+    "shopify_unavailable": lazy_gettext("Shopify did not answer"),
     "before_start": lazy_gettext(
         "Before %(date)s, when Skilvís began invoicing: create the credit invoice by hand if it is needed"),
 }
@@ -214,6 +215,11 @@ def _params(params: dict) -> dict:
     out.setdefault("when", "")
     out.setdefault("error", "")
     return out
+
+
+def error_text(error: str | None) -> str:
+    """A stored error: a reason code in the merchant's language, or the error as it was."""
+    return reason_text({"code": error}) if error in REASONS else (error or "")
 
 
 def reason_text(reason: dict | None) -> str:

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from . import config, db, jobqueue, orders, shop_settings, shops
-from .shopify_admin import AdminClient, ShopifyAuthError
+from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyError, ShopifyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +23,11 @@ OVERLAP = timedelta(minutes=5)      # clocks and Shopify's indexing lag: look a 
 FIRST_LOOKBACK = timedelta(days=1)  # a new shop: yesterday onwards (older history is by request)
 
 
-def reconcile_shop(shop_id: int, admin: AdminClient | None = None, since: datetime | None = None) -> int:
+def reconcile_shop(shop_id: int, admin: AdminClient | None = None, since: datetime | None = None,
+                   skip_without_token: bool = True) -> int:
     """One pass for one shop, over the orders changed since the last pass (or since `since`);
-    returns how many orders were asked for work."""
+    returns how many orders were asked for work. Without a valid token the pass is skipped (the
+    next one covers it), unless the caller must know it did not happen."""
     admin = admin or AdminClient(config.load())
     with db.transaction() as conn:
         shop = conn.execute("SELECT * FROM shops WHERE id = %s", (shop_id,)).fetchone()
@@ -48,6 +50,8 @@ def reconcile_shop(shop_id: int, admin: AdminClient | None = None, since: dateti
                 break
             after = page["pageInfo"]["endCursor"]
     except ShopifyAuthError:
+        if not skip_without_token:
+            raise
         log.info("reconciliation skipped %s: no valid token", shop["domain"])
         return 0
     with db.transaction() as conn:
@@ -70,12 +74,19 @@ def _request_if_newer(shop_id: int, legacy_id: int, updated: datetime) -> int | 
 
 
 def reconcile_all() -> int:
-    """Periodic: one reconciliation job per installed shop."""
+    """Periodic: one reconciliation job per installed shop, and the history reads asked for and
+    not finished (a job lost or failed is asked again from Postgres)."""
     with db.transaction() as conn:
         ids = [r["id"] for r in conn.execute(
             "SELECT id FROM shops WHERE uninstalled_at IS NULL AND access_token_enc IS NOT NULL")]
+        unfinished = conn.execute(
+            """SELECT s.shop_id, s.backfill_from FROM shop_settings s JOIN shops ON shops.id = s.shop_id
+               WHERE s.backfill_asked_at IS NOT NULL AND s.backfill_done_at IS NULL
+                 AND shops.uninstalled_at IS NULL""").fetchall()
     for shop_id in ids:
         jobqueue.enqueue_once(reconcile_shop, shop_id, job_key=jobqueue.job_id("reconcile", shop_id))
+    for row in unfinished:
+        enqueue_backfill(row["shop_id"], row["backfill_from"])
     return len(ids)
 
 
@@ -83,11 +94,59 @@ def backfill(shop_id: int) -> int:
     """History on request: the merchant moved the start of invoicing back. Every order we left
     out as before the start is passed over again, and the orders Shopify changed since the new
     start are read as in any reconciliation (older orders we have never seen among them)."""
+    with db.transaction() as conn:
+        asked = conn.execute("SELECT backfill_asked_at FROM shop_settings WHERE shop_id = %s",
+                             (shop_id,)).fetchone()
     start = shop_settings.load(shop_id).invoices_from
-    return orders.ask_again_where(shop_id, ("before_start",)) + reconcile_shop(shop_id, since=start)
+    try:
+        count = (orders.ask_again_where(shop_id, ("before_start",))
+                 + reconcile_shop(shop_id, since=start, skip_without_token=False))
+    except Exception as exc:
+        _finish_backfill(shop_id, asked, error=_backfill_error(exc))
+        raise
+    _finish_backfill(shop_id, asked, count=count)
+    return count
 
 
-def ask_for_backfill(shop_id: int, start: datetime):
+def _backfill_error(exc: Exception) -> str:
+    """A reason code the settings page says in the merchant's language, or the error itself."""
+    if isinstance(exc, ShopifyAuthError):
+        return "shopify_auth"
+    if isinstance(exc, (ShopifyUnavailable, ShopifyError)):
+        return "shopify_unavailable"
+    return str(exc)[:500] or type(exc).__name__
+
+
+def _finish_backfill(shop_id: int, asked: dict | None, *, count: int | None = None, error: str | None = None):
+    """Done (with the count) or not yet (with why). Only the read asked last is finished by its
+    job: an earlier date asked meanwhile has a job of its own."""
+    if not asked or asked["backfill_asked_at"] is None:
+        return
+    with db.transaction() as conn:
+        conn.execute("""UPDATE shop_settings SET backfill_done_at = CASE WHEN %(error)s::text IS NULL THEN now() END,
+                                                 backfill_orders = %(count)s, backfill_error = %(error)s
+                        WHERE shop_id = %(shop_id)s AND backfill_asked_at = %(asked)s""",
+                     {"count": count, "error": error, "shop_id": shop_id, "asked": asked["backfill_asked_at"]})
+
+
+def record_backfill(conn, shop_id: int, start: datetime) -> None:
+    """The request, in the transaction that moves the start back: a job lost after it is asked
+    again by reconcile_all."""
+    conn.execute("""UPDATE shop_settings SET backfill_from = %s, backfill_asked_at = clock_timestamp(),
+                                             backfill_done_at = NULL, backfill_orders = NULL, backfill_error = NULL
+                    WHERE shop_id = %s""", (start, shop_id))
+
+
+def enqueue_backfill(shop_id: int, start: datetime):
     # One job per chosen date: moving the date back twice quickly reads back to the earlier one.
     return jobqueue.enqueue_once(backfill, shop_id, job_key=jobqueue.job_id("backfill", shop_id, int(start.timestamp())),
                                  job_timeout=3600)
+
+
+def backfill_state(shop_id: int) -> dict | None:
+    """The last history read for the settings page: None when none was asked."""
+    with db.transaction() as conn:
+        row = conn.execute("""SELECT backfill_from, backfill_asked_at, backfill_done_at, backfill_orders, backfill_error
+                              FROM shop_settings WHERE shop_id = %s AND backfill_asked_at IS NOT NULL""",
+                           (shop_id,)).fetchone()
+    return dict(row) if row else None

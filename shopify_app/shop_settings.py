@@ -84,6 +84,9 @@ def save(shop_id: int, **changes) -> ShopSettings:
             {**merged, "shop_id": shop_id, "secret": crypto.encrypt(merged["payday_client_secret"]),
              "payment_types": Jsonb(merged["payment_types"])},
         )
+        if moves_start_back(current, ShopSettings(shop_id, **merged)):
+            from . import reconcile
+            reconcile.record_backfill(conn, shop_id, merged["invoices_from"])
     saved = load(shop_id)
     _unblocked(current, saved)
     return saved
@@ -102,7 +105,7 @@ def _unblocked(before: ShopSettings, after: ShopSettings) -> None:
     if processes(after) and not processes(before):
         orders.ask_again_where(after.shop_id, WAITING_FOR_SETTINGS)   # what waited for the switch
     if moves_start_back(before, after):
-        reconcile.ask_for_backfill(after.shop_id, after.invoices_from)
+        reconcile.enqueue_backfill(after.shop_id, after.invoices_from)
 
 
 def moves_start_back(before: ShopSettings, after: ShopSettings) -> bool:

@@ -3,9 +3,10 @@
 and sends nothing; moving the start back in Settings invoices that history, once."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
-from shopify_app import db, i18n, shop_settings, shops
+from shopify_app import db, i18n, reconcile, shop_settings, shops
 from shopify_app.sandbox.player import SHOP, install_shop, run_worker_until_idle
 
 ORDER = {"name": "#1001", "customer": {"email": "anna@example.is"}, "currency": "ISK", "taxes_included": True,
@@ -55,8 +56,10 @@ def test_history_before_the_start_waits_until_the_merchant_moves_the_start_back(
     saved = client.post("/api/settings", headers=headers,
                         json={"invoices_from": (today - timedelta(days=1)).isoformat()}).json
     assert saved["ok"] and "from Shopify again" in saved["message"]
+    assert backfill_shown(client, token) == ("running", "Skilvís les pantanir frá og með")
     run_worker_until_idle()
     assert len(payday.invoices) == 3   # the old refund of the known order, and the order never seen
+    assert backfill_shown(client, token) == ("done", "Pantanir frá og með")
     assert [c[1] for c in cases()] == ["created"] * 3
     with db.transaction() as conn:
         assert conn.execute("SELECT count(*) AS n FROM documents").fetchone()["n"] == 3
@@ -65,6 +68,39 @@ def test_history_before_the_start_waits_until_the_merchant_moves_the_start_back(
     client.post("/api/settings", headers=headers, json={"invoices_from": (today - timedelta(days=2)).isoformat()})
     run_worker_until_idle()
     assert len(payday.invoices) == 3
+
+
+def backfill_shown(client, token) -> tuple[str, str] | None:
+    """What Settings says of the last history read: its state and how its sentence begins."""
+    html = client.get("/settings", query_string={"embedded": "1", "shop": SHOP, "id_token": token, "locale": "is"})
+    found = re.search(r'data-testid="backfill" data-state="(\w+)">\s*([^:(]+?)\s*\d', html.get_data(as_text=True))
+    return (found.group(1), found.group(2)) if found else None
+
+
+def test_a_history_read_that_fails_is_shown_and_asked_again_until_it_finishes(client, system, payday):
+    store = system.shopify.store
+    store.clock = lambda: datetime.now(timezone.utc) - timedelta(hours=2)
+    store.create_shop(SHOP, currency="ISK", taxes_included=True)
+    old = store.create_order(SHOP, ORDER)
+    store.apply(old, {"do": "refund", "lines": [{"sku": "KRUS", "quantity": 1}]})
+    store.drain()
+    store.clock = lambda: datetime.now(timezone.utc)
+    shop_id = install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    token = system.shopify.id_token(SHOP)
+    assert backfill_shown(client, token) is None
+
+    system.shopify.fail_next(1, status=403)   # Shopify refuses the read: the job fails
+    start = shop_settings.load(shop_id).invoices_from
+    shop_settings.save(shop_id, invoices_from=start - timedelta(days=1))
+    run_worker_until_idle()
+    html = client.get("/settings", query_string={"embedded": "1", "shop": SHOP, "id_token": token, "locale": "is"})
+    assert "er ekki lokið: Shopify hafnaði aðgangi Skilvís" in html.get_data(as_text=True)
+    assert payday.invoices == []
+
+    reconcile.reconcile_all()   # the periodic pass finds the read unfinished in Postgres
+    run_worker_until_idle()
+    assert backfill_shown(client, token) == ("done", "Pantanir frá og með")
+    assert len(payday.invoices) == 1
 
 
 def test_a_new_shop_starts_when_it_installs(system):
