@@ -14,15 +14,19 @@ help:
 	@echo "make run    start the web app and the worker (embedded Postgres/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test   run the whole test suite"
 
-$(PY):
+# The marker is written last, so a setup cut short (Ctrl-C, a lost connection) is made again
+# from scratch instead of leaving a virtualenv without pip.
+$(VENV)/.created:
 	@if [ -z "$(PYTHON)" ]; then \
 		echo "Skilvís needs CPython 3.10, 3.11 or 3.12 (the embedded PostgreSQL and Redis ship wheels for those only)."; \
 		echo "Install one (e.g. 'apt-get install python3.11 python3.11-venv' or 'pyenv install 3.11') or run: make PYTHON=/path/to/python3.11 ..."; \
 		exit 1; fi
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@touch $@
 
-$(VENV)/.installed: requirements.txt | $(PY)
+$(VENV)/.installed: requirements.txt $(VENV)/.created
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
