@@ -268,9 +268,7 @@ def credit_preview(order_id: int):
     if not isinstance(order, facts.Order):
         return order
     try:
-        with db.transaction() as conn:
-            earlier = manual.hand_credits(conn, order_row["id"], token)
-        plan = manual.build(order, picks, shipping, token, earlier)
+        plan = manual.build(order, picks, shipping, token, manual.hand_credits(order_row["id"], token))
     except manual.InvalidCredit as exc:
         return _credit_error(exc.code, exc.params)
     html = render_template("_preview.html", plan=plan, currency=order.currency)

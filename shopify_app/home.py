@@ -302,8 +302,7 @@ def credit_page(order_id: int):
     settings = shop_settings.load(shop["id"])
     # The form's idempotency key: whatever happens to the submit (twice, retried), one document.
     token = secrets.token_urlsafe(18)
-    with db.transaction() as conn:
-        earlier = manual.hand_credits(conn, order["id"], token)
+    earlier = manual.hand_credits(order["id"], token)
     return render_template("credit.html", order=order, facts=order_facts, token=token,
                            creditable=manual.creditable(order_facts, earlier),
                            shipping_left=manual.creditable_shipping(order_facts, earlier),

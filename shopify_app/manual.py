@@ -40,13 +40,15 @@ class HandCredits:
     shipping: Mapping[str, Decimal] = field(default_factory=dict)
 
 
-def hand_credits(conn, order_id: int, token: str) -> HandCredits:
+def hand_credits(order_id: int, token: str, conn=None) -> HandCredits:
     """The order's hand-made credits, except the one this form makes (its own resubmit must
     find its document, not be refused for having credited itself)."""
     items: dict[str, int] = {}
     shipping: dict[str, Decimal] = {}
-    for row in conn.execute("SELECT lines FROM documents WHERE order_id = %s AND trigger = 'manual' AND doc_key <> %s",
-                            (order_id, key(token))):
+    with db.joined(conn) as c:
+        rows = c.execute("SELECT lines FROM documents WHERE order_id = %s AND trigger = 'manual' AND doc_key <> %s",
+                         (order_id, key(token))).fetchall()
+    for row in rows:
         for line in row["lines"]:
             source = line.get("source")
             if source and line["kind"] == ITEM:
@@ -145,7 +147,7 @@ def create(shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int]
             doc = conn.execute("SELECT id FROM documents WHERE shop_id = %s AND doc_key = %s",
                                (shop_id, key(token))).fetchone()
             return Created(existing["id"], doc["id"] if doc else None, False)
-        plan = build(order, picks, shipping, token, hand_credits(conn, order_row["id"], token))
+        plan = build(order, picks, shipping, token, hand_credits(order_row["id"], token, conn))
         count = conn.execute("SELECT count(*) AS n FROM cases WHERE order_id = %s AND kind = 'manual'",
                              (order_row["id"],)).fetchone()["n"]
         case_id = conn.execute(
