@@ -248,11 +248,6 @@ def kind_label(kind: str) -> str:
     return str(KINDS.get(kind, kind))
 
 
-# Errors written by the pipeline in English, as the merchant reads them.
-KNOWN_ERRORS = {
-    "Shopify no longer shows this order": lazy_gettext("Shopify no longer shows this order"),
-}
-
 TIMELINE = {
     "webhook": lazy_gettext("Shopify reported: %(topic)s"),
     "status": lazy_gettext("Status: %(from)s → %(to)s"),
@@ -281,8 +276,8 @@ def timeline_text(kind: str, detail: dict | None, currency: str | None = "ISK") 
         return f"{text} ({why})" if why else text
     if "total" in params:
         params["total"] = money(params["total"], currency)
-    if "error" in params and params["error"] in KNOWN_ERRORS:
-        params["error"] = str(KNOWN_ERRORS[params["error"]])
+    if "error" in params:
+        params["error"] = error_text(params["error"])
     template = TIMELINE.get(kind)
     if template is None:
         return str(UNKNOWN_EVENT) % {"kind": kind}

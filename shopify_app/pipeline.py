@@ -49,7 +49,7 @@ def run_pass(order_id: int, admin: AdminClient) -> None:
         _finish(order_id, error="order_too_large", detail=str(exc))
         return
     if order_facts is None:
-        _finish(order_id, error="order_gone", detail="Shopify no longer shows this order")
+        _finish(order_id, error="order_gone")
         return
     settings = shop_settings.load(shop_id)
     with db.transaction() as conn:
@@ -95,4 +95,5 @@ def _finish(order_id: int, error: str | None = None, detail: str | None = None) 
         conn.execute("UPDATE orders SET work_done_at = now(), last_error = %s WHERE id = %s", (error, order_id))
         if error:
             row = conn.execute("SELECT shop_id FROM orders WHERE id = %s", (order_id,)).fetchone()
-            timeline.add(conn, row["shop_id"], order_id, None, "read_error", {"error": detail or error})
+            # The code is what the merchant reads (in their language); the detail is for support.
+            timeline.add(conn, row["shop_id"], order_id, None, "read_error", {"error": error, "detail": detail})

@@ -83,6 +83,7 @@ def reason_codes_in_the_code() -> set[str]:
     codes |= {f"payday_{k}" for k in kinds | {"error"}}
     # why a pass could not read an order: pipeline._finish(order_id, error="...")
     codes |= set(re.findall(r'_finish\(order_id, error="(\w+)"', (CODE / "pipeline.py").read_text()))
+    codes |= set(re.findall(r'return "(\w+)"', (CODE / "reconcile.py").read_text()))   # why a history read stopped
     migration = (CODE / "migrations" / "0004_manual_credits.sql").read_text()
     codes |= set(re.findall(r"'code', '(\w+)'(?!\s*\|\|)", migration))
     return codes
@@ -116,6 +117,15 @@ def test_every_reason_the_code_can_emit_exists_in_both_languages(app):
         with force_locale("en"):
             assert i18n.reason_text({"code": "payday_transient", "params": params}) == \
                 "Payday could not be reached after many attempts: Villa X"
+
+
+def test_stored_errors_read_in_the_merchants_language_and_unknown_ones_as_they_are(app):
+    with app.test_request_context():
+        with force_locale("is"):
+            assert i18n.timeline_text("read_error", {"error": "order_gone", "detail": "HTTP 200, order null"}) == \
+                "Ekki tókst að lesa pöntunina úr Shopify: Pöntunin sést ekki lengur í Shopify"
+            assert i18n.error_text("shopify_unavailable") == "Shopify svaraði ekki"
+            assert i18n.error_text("Viðskiptavinur er ekki til") == "Viðskiptavinur er ekki til"
 
 
 @pytest.mark.parametrize("amount,currency,is_text,en_text", [
