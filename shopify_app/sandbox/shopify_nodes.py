@@ -190,7 +190,6 @@ def order_node(o: Order) -> dict:
     items_listed = sum((li.listed() for li in o.line_items), ZERO)
     shipping_listed = sum((s.price for s in o.shipping_lines), ZERO)
     tax = sum((li.tax() for li in o.line_items), ZERO) + sum((s.tax() for s in o.shipping_lines), ZERO)
-    discounts = sum((li.unit_discount * li.quantity for li in o.line_items), ZERO)
     first, last = customer_name(o)
     home = _address(o)
     return {
@@ -218,7 +217,7 @@ def order_node(o: Order) -> dict:
         "subtotalPriceSet": bag(items_listed, cur), "currentSubtotalPriceSet": bag(items_listed, cur),
         "totalTaxSet": bag(tax, cur), "currentTotalTaxSet": bag(tax, cur),
         "totalShippingPriceSet": bag(shipping_listed, cur), "currentShippingPriceSet": bag(shipping_listed, cur),
-        "totalDiscountsSet": bag(discounts, cur), "currentTotalDiscountsSet": bag(discounts, cur),
+        "totalDiscountsSet": bag(o.discounts, cur), "currentTotalDiscountsSet": bag(o.discounts, cur),
         "totalReceivedSet": bag(totals.received, cur), "totalRefundedSet": bag(totals.refunded, cur),
         "netPaymentSet": bag(totals.received - totals.refunded, cur),
         "totalOutstandingSet": bag(totals.outstanding, cur),
@@ -263,7 +262,7 @@ def _discount_allocation(amount: Decimal, cur: str) -> dict:
 def line_item_node(li: LineItem) -> dict:
     cur = li.order.currency
     unit, paid, total = li.unit_price, li.paid_unit, li.listed()
-    original, discount = unit * li.quantity, li.unit_discount * li.quantity
+    original, discount = unit * li.quantity, li.discount
     return {
         "__typename": "LineItem", "id": gid("LineItem", li.id), "sku": li.sku, "title": li.title, "name": li.title,
         "variantTitle": None, "vendor": None, "variant": None, "product": None, "quantity": li.quantity,

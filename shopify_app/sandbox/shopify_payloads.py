@@ -89,7 +89,7 @@ def _tax_line(tax, rate, currency: str) -> dict:
 
 def line_item(li) -> dict:
     cur = li.order.currency
-    discount = li.unit_discount * li.quantity
+    discount = li.discount
     return {
         "id": li.id, "admin_graphql_api_id": gid("LineItem", li.id), "attributed_staffs": [],
         "current_quantity": li.quantity - li.refunded_quantity, "fulfillable_quantity": 0,
@@ -132,7 +132,7 @@ def order(o) -> dict:
         return text(value, cur)
 
     items_listed = sum((li.listed() for li in o.line_items), ZERO)
-    discounts = sum((li.unit_discount * li.quantity for li in o.line_items), ZERO)
+    discounts = o.discounts
     shipping_listed = sum((s.price for s in o.shipping_lines), ZERO)
     tax = sum((li.tax() for li in o.line_items), ZERO) + sum((s.tax() for s in o.shipping_lines), ZERO)
     token = hashlib.sha256(f"{o.shop.domain}/{o.id}".encode()).hexdigest()[:32]

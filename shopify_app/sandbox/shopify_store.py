@@ -136,6 +136,11 @@ class LineItem(_Priced):
     unit_discount: Decimal = ZERO
 
     @property
+    def discount(self) -> Decimal:
+        """The whole line's discount, as Shopify allocates it."""
+        return self.unit_discount * self.quantity
+
+    @property
     def refunded_quantity(self) -> int:
         return sum(rl.quantity for r in self.order.refunds for rl in r.lines if rl.line_item is self)
 
@@ -346,6 +351,10 @@ class Order:
     @property
     def taxes_included(self) -> bool:
         return self.shop.taxes_included
+
+    @property
+    def discounts(self) -> Decimal:
+        return sum((li.discount for li in self.line_items), ZERO)
 
     @property
     def sale(self) -> Transaction:
