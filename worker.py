@@ -36,7 +36,7 @@ def main(burst: bool = False) -> int:
         cron = multiprocessing.get_context("fork").Process(
             target=_run_scheduler, args=(redis_url,), name="skilvis-cron", daemon=True)
         cron.start()
-    worker = HerokuWorker([jobqueue.queue(connection)], connection=connection)
+    worker = HerokuWorker(jobqueue.queues(connection), connection=connection)
     try:
         worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
     finally:

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, render_template, re
 
 from . import db, documents, facts, home, i18n, manual, orders, payday, shop_settings
 from .auth import embedded
+from .shopify_admin import ShopifyRefused
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -105,6 +106,16 @@ def _after_retry(shop: dict, case: dict | None):
 
 # --- settings ----------------------------------------------------------------------------
 
+@bp.post("/orders/<int:order_id>/read-again")
+@embedded
+def read_order_again(order_id: int):
+    """Retry on an order Skilvís could not read: read it from Shopify now."""
+    shop = home.current_shop()
+    if not orders.read_again(shop["id"], order_id):
+        abort(404)
+    return jsonify(ok=True, message=i18n.gettext("Skilvís is reading the order from Shopify again."))
+
+
 def _connection_message(exc: Exception) -> str:
     if isinstance(exc, payday.PaydayAuthError):
         return i18n.gettext("Payday did not accept the client ID and secret: %(error)s", error=str(exc))
@@ -164,6 +175,15 @@ def save_settings():
         if flag in body:
             changes[flag] = bool(body[flag])
     before = shop_settings.load(shop["id"])
+    if "default_customer_id" in body:
+        chosen = str(body["default_customer_id"] or "").strip()
+        if not chosen:
+            changes.update(payday_default_customer_id=None, payday_default_customer_name=None)
+        elif chosen != before.payday_default_customer_id:
+            found = _payday_customer(before, chosen)
+            if isinstance(found, str):
+                return jsonify(ok=False, message=found), 400
+            changes.update(payday_default_customer_id=chosen, payday_default_customer_name=found["label"])
     if body.get("invoices_from"):
         try:
             chosen = date.fromisoformat(str(body["invoices_from"]))
@@ -171,6 +191,11 @@ def save_settings():
             return jsonify(ok=False, message=i18n.gettext("That is not a date.")), 400
         if chosen > datetime.now(i18n.TIMEZONE).date():
             return jsonify(ok=False, message=i18n.gettext("Invoicing cannot begin in the future.")), 400
+        earliest = home.earliest_start(shop)
+        if earliest and chosen.isoformat() < earliest:
+            return jsonify(ok=False, message=i18n.gettext(
+                "Shopify shows Skilvís only the last 60 days of orders: choose %(date)s or later.",
+                date=i18n.day(earliest))), 400
         # The same day as shown keeps the exact moment (by default the install, to the second).
         if before.invoices_from is None or chosen != before.invoices_from.astimezone(i18n.TIMEZONE).date():
             changes["invoices_from"] = datetime.combine(chosen, time(), i18n.TIMEZONE)
@@ -193,6 +218,43 @@ def save_settings():
                    connected=settings.payday_connected)
 
 
+def _customer_choice(customer: dict) -> dict:
+    ssn = customer.get("ssn") or ""
+    name = customer.get("name") or ""
+    return {"id": str(customer["id"]), "label": f"{name} ({ssn})" if ssn else name}
+
+
+def _payday_customer(settings: shop_settings.ShopSettings, customer_id: str) -> dict | str:
+    """The Payday customer with this id, or what to tell the merchant."""
+    if not settings.payday_connected:
+        return i18n.gettext("Payday is not connected: connect it in Settings")
+    try:
+        return _customer_choice(home.saved_client(settings).get_customer(customer_id))
+    except payday.PaydayNotFound:
+        return i18n.gettext("Payday has no such customer; search for it again.")
+    except payday.PaydayError as exc:
+        return _connection_message(exc)
+
+
+@bp.get("/settings/payday-customers")
+@embedded
+def payday_customers():
+    """Payday's customers matching a name, kennitala or e-mail: the choice of default customer."""
+    shop = home.current_shop()
+    settings = shop_settings.load(shop["id"])
+    query = (request.args.get("q") or "").strip()[:100]
+    if not settings.payday_connected:
+        return jsonify(ok=False, message=i18n.gettext("Payday is not connected: connect it in Settings"))
+    if not query:
+        return jsonify(ok=False, message=i18n.gettext("Type a name, kennitala or e-mail to search for."))
+    try:
+        found = [_customer_choice(c) for c in home.saved_client(settings).search_customers(query) if c.get("id")]
+    except payday.PaydayError as exc:
+        return jsonify(ok=False, message=_connection_message(exc))
+    message = "" if found else i18n.gettext("Payday has no customer matching “%(q)s”.", q=query)
+    return jsonify(ok=True, customers=found[:20], message=message)
+
+
 # --- credit by hand ----------------------------------------------------------------------
 
 CREDIT_ERRORS = {
@@ -203,7 +265,6 @@ CREDIT_ERRORS = {
     "shipping_credited": i18n.lazy_gettext("The shipping has already been credited."),
     "unsupported_vat_rate": i18n.REASONS["unsupported_vat_rate"],
     "order_gone": i18n.REASONS["order_gone"],
-    "order_too_large": i18n.REASONS["order_too_large"],
     "not_connected": i18n.lazy_gettext("Payday is not connected: connect it in Settings"),
 }
 
@@ -232,10 +293,11 @@ def find_order():
 
 def _credit_error(code: str, params: dict, status: int = 400):
     params = {k: str(v) for k, v in params.items()}
+    text = CREDIT_ERRORS.get(code) or i18n.REASONS.get(code, code)
     try:
-        message = str(CREDIT_ERRORS[code]) % params
+        message = str(text) % params
     except (KeyError, ValueError):
-        message = str(CREDIT_ERRORS.get(code, code))
+        message = str(text)
     return jsonify(ok=False, error=code, message=message), status
 
 
@@ -254,8 +316,8 @@ def _credit_request(order_id: int):
     form = (picks, bool(body.get("shipping")), str(body.get("token") or ""))
     try:
         order = home.read_facts(order_row)
-    except facts.OrderTooLarge:
-        return shop, order_row, _credit_error("order_too_large", {}, 409), form
+    except ShopifyRefused as exc:
+        return shop, order_row, _credit_error(exc.code, {}, 409), form
     if order is None:
         return shop, order_row, _credit_error("order_gone", {}, 404), form
     return shop, order_row, order, form

@@ -87,15 +87,25 @@ def embedded(view):
                 return resp
             return _bounce()
         g.shop, g.claims = shop, claims
-        if not shops.is_installed(shops.get(shop)):
+        row = shops.get(shop)
+        if shops.needs_new_tokens(row):
+            try:
+                current_app.extensions["shopify_admin"].install_from_id_token(shop, token)
+            except (ShopifyAuthError, ShopifyUnavailable) as exc:   # the stored pair still works
+                log.warning("could not renew the tokens of %s: %s", shop, exc)
+        elif not shops.is_installed(row):
             try:
                 current_app.extensions["shopify_admin"].install_from_id_token(shop, token)
             except ShopifyAuthError:
                 abort(401)
             except ShopifyUnavailable:
                 abort(503)
-            # Orders that could not be read while the token was refused are read now.
-            orders.ask_again_after_error(shops.get(shop)["id"], "shopify_auth")
+            # Orders that could not be read while the token was refused are read now; so are
+            # those the 60-day window hid, if the new grant has read_all_orders.
+            row = shops.get(shop)
+            orders.ask_again_after_error(row["id"], "shopify_auth")
+            if shops.sees_all_orders(row["scopes"]):
+                orders.ask_again_after_error(row["id"], "order_outside_window")
         return _frame_ancestors(current_app.make_response(view(*args, **kwargs)), shop)
 
     return wrapper

@@ -19,7 +19,10 @@ REQUIRED_IN_PRODUCTION = {
     "ENCRYPTION_KEY": "Fernet key(s) for tokens and secrets at rest, comma-separated, newest first",
 }
 
-DEFAULT_SCOPES = "read_orders,read_returns"
+DEFAULT_SCOPES = "read_orders,read_all_orders,read_returns"
+# Without these Skilvís reads nothing; without read_all_orders it sees the last 60 days only.
+REQUIRED_SCOPES = ("read_orders", "read_returns")
+ALL_ORDERS_SCOPE = "read_all_orders"
 DEFAULT_API_VERSION = "2026-10"
 
 

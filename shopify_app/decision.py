@@ -313,6 +313,8 @@ def decide(order: Order, existing: Mapping[str, frozenset[str]] | None = None,
     for refund in order.refunds:
         by_return.setdefault(refund.return_id, []).append(refund)
     cases, plans = [], []
+    if order.test:
+        return _test_order(order)
     for ret in order.returns:
         case, new = _decide_return(order, ret, by_return.get(ret.id, []), existing, covered, start)
         cases.append(case)
@@ -324,6 +326,17 @@ def decide(order: Order, existing: Mapping[str, frozenset[str]] | None = None,
             cases.append(case)
             plans.extend(new)
     return Decision(cases=tuple(cases), plans=tuple(plans), currency=order.currency)
+
+
+def _test_order(order: Order) -> Decision:
+    """D7: a test order's returns and refunds never reach the books; each is shown as none needed."""
+    why = reason("test_order")
+    cases = [Case(r.id, "exchange" if r.is_exchange else "return", r.name, NONE_NEEDED, why, None, r.id)
+             for r in order.returns]
+    returns = {r.id for r in order.returns}
+    cases += [Case(f.id, "refund", f"{order.name} / {numeric_id(f.id)}", NONE_NEEDED, why, None, None)
+              for f in order.refunds if f.return_id not in returns]
+    return Decision(cases=tuple(cases), plans=(), currency=order.currency)
 
 
 def _decide_return(order, ret: Return, refunds, existing, covered, start) -> tuple[Case, list[Plan]]:

@@ -85,14 +85,18 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
             found = [inv for inv in client.find_invoices_by_reference(doc["reference"]) if _ours(inv, doc)]
             if found:
                 return _sent(doc, found[0], looked_up=True)
-        customer_id = client.find_or_create_customer(**customer)
+        if customer.get("default_id"):
+            customer_id, by = customer["default_id"], "default"
+        else:
+            customer_id, by = client.match_customer(**customer)
         body = invoicing.invoice_body(
             doc, order_name=doc["order_name"], customer_id=customer_id, today=date.today(),
-            payment_type=settings.payment_types.get(doc["gateway"] or ""), send_email=settings.send_email,
+            payment_type=settings.payment_types.get(doc["gateway"] or ""),
+            send_email=settings.send_email and by != "default",   # never e-mail the shop's cash customer
             original_number=_original_number(client, doc["order_name"], customer_id))
         with db.transaction() as conn:
-            conn.execute(
-                "UPDATE documents SET status = 'sending', request_body = %s WHERE id = %s", (Jsonb(body), doc["id"]))
+            conn.execute("UPDATE documents SET status = 'sending', request_body = %s, customer_by = %s WHERE id = %s",
+                         (Jsonb(body), by, doc["id"]))
             timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_call",
                          {"doc_key": doc["doc_key"], "attempt": attempt})
         invoice = client.create_invoice(body)
@@ -205,15 +209,17 @@ def _reset_failed(conn, doc_id: int, shop_id: int) -> dict | None:
 
 
 def customer_details(order_row: dict, facts_customer, settings: shop_settings.ShopSettings) -> dict:
-    """Who the credit invoice is for in Payday: by kennitala (from the checkout's company field,
-    when the shop collects it there), else by e-mail, else created from the billing data."""
+    """Who the credit invoice is for in Payday: the shop's default customer when Shopify withholds
+    the buyer's data; else by kennitala (from the checkout's company field, when the shop collects
+    it there), else by e-mail, else created from the billing data."""
+    if facts_customer.withheld:
+        return {"default_id": settings.payday_default_customer_id}
     # The raw field goes to the client, which validates it: a kennitala issued since 2026 has no
     # check digit, and Payday may know it even where the mod-11 test fails.
     ssn = facts_customer.company if settings.kennitala_from_company and facts_customer.company else None
     name = facts_customer.name or facts_customer.email or order_row["name"]
     return {"kennitala": ssn, "email": facts_customer.email, "name": name, "address": facts_customer.address,
-            "zip_code": facts_customer.zip_code, "city": facts_customer.city,
-            "country": facts_customer.country, "phone": facts_customer.phone}
+            "zip_code": facts_customer.zip_code, "city": facts_customer.city, "country": facts_customer.country}
 
 
 def _str(value) -> str | None:

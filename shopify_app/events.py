@@ -32,15 +32,39 @@ def order_id_of(topic: str, payload: dict) -> int | None:
 
 def _order_changed(event: dict) -> None:
     shop = shops.get(event["shop_domain"])
-    if not shops.is_installed(shop):
+    # A shop whose tokens Shopify refused is still installed: its work is recorded, and the pass
+    # ends "shopify_auth" until someone opens Skilvís, which gets a new pair and asks again.
+    if shop is None or shop["uninstalled_at"] is not None:
         return
     legacy_id = order_id_of(event["topic"], event["payload"])
     if legacy_id is None:
         # returns/update names only the return; returns/process names nothing (reconciliation
         # covers it). A return we have seen tells us its order.
         legacy_id = _order_of_return(shop["id"], event["payload"].get("admin_graphql_api_id"))
-    if legacy_id is not None:
-        orders.enqueue(orders.request_work(shop["id"], legacy_id))
+    if legacy_id is None:
+        return
+    if event["topic"] == "orders/updated" and not _known(shop["id"], legacy_id):
+        # Kept for shops whose subscription predates its removal from shopify.app.toml: any
+        # change to any order is no reason to read an order with no return or refund we know.
+        return
+    orders.enqueue(orders.request_work(shop["id"], legacy_id))
+
+
+def _known(shop_id: int, legacy_id: int) -> bool:
+    with db.transaction() as conn:
+        return conn.execute("SELECT 1 FROM orders WHERE shop_id = %s AND legacy_id = %s",
+                            (shop_id, legacy_id)).fetchone() is not None
+
+
+def _scopes_updated(event: dict) -> None:
+    """app/scopes_update: Shopify changed what Skilvís may read (the payload's `current`). A
+    newly granted read_all_orders makes the orders hidden by the 60-day window readable."""
+    current = event["payload"].get("current")
+    if not isinstance(current, list):
+        return
+    shop = shops.set_scopes(event["shop_domain"], ",".join(str(s) for s in current))
+    if shop and shops.sees_all_orders(shop["scopes"]):
+        orders.ask_again_after_error(shop["id"], "order_outside_window")
 
 
 def _order_of_return(shop_id: int, return_gid) -> int | None:
@@ -59,6 +83,7 @@ ORDER_TOPICS = ("returns/request", "returns/approve", "returns/decline", "return
 HANDLERS = {
     **{topic: _order_changed for topic in ORDER_TOPICS},
     "app/uninstalled": _uninstalled,
+    "app/scopes_update": _scopes_updated,
     "customers/data_request": compliance.record_data_request,
     "customers/redact": compliance.redact_customer,
     "shop/redact": compliance.redact_shop,

@@ -1,109 +1,117 @@
 """Facts: the order as Shopify has it now, re-read through GraphQL (webhooks are only triggers).
 
-`read_order` runs one query (plus pages for long connections) and turns the answer into plain,
-frozen dataclasses in the shop's money, so the decision core never sees GraphQL."""
+`read_order` reads the order's summary, then its refunds and returns in batches, every
+connection to its end, and turns the answers into plain, frozen dataclasses in the shop's money,
+so the decision core never sees GraphQL."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from .money import gross, plain, to_money
+from .shopify_admin import ShopifyRefused
 
 MONEY = "shopMoney { amount currencyCode }"
 TAX_LINES = f"taxLines {{ ratePercentage priceSet {{ {MONEY} }} }}"
 # What the customer paid for one (after line and order discounts), not the list price: a hand
 # credit or an exchange item must not be worth more than was paid.
 LINE_ITEM = f"id sku title quantity discountedUnitPriceAfterAllDiscountsSet {{ {MONEY} }} {TAX_LINES}"
+PAGE = "pageInfo { hasNextPage endCursor }"
 
-# Order.refunds and Order.transactions are plain lists, not connections: a full list may have
-# been cut short. Every refund adds a transaction, so payments get twice the room.
-LIST_LIMITS = {"refunds": 30, "transactions": 60}
+# Who the invoice is for, and nothing more (docs/PROTECTED_CUSTOMER_DATA.md): the buyer's e-mail,
+# name and billing address (where Icelandic shops collect the kennitala, as `company`). These
+# are Shopify's protected customer data; a shop whose app is not approved for them answers
+# ACCESS_DENIED on exactly these paths, and the invoice then goes to the shop's default customer.
+CUSTOMER_FIELDS = ("email customer { id defaultEmailAddress { emailAddress } } "
+                   "billingAddress { company name address1 address2 city zip countryCodeV2 }")
+CUSTOMER_PATHS = ("email", "customer", "billingAddress")
 
-# Three queries instead of one, each under Shopify's 1,000-point single-query limit: nested
-# connections multiply their `first`, so the order's summary comes first and the details of
-# refunds and returns follow in batches through `nodes(ids:)`.
+# The order's summary and its lists. Order.refunds and Order.transactions are plain lists that
+# Shopify serves whole when no `first` is given (D6: no size limits); the details of refunds and
+# returns follow in batches through `nodes(ids:)`, and every connection is read to its end
+# (`_page_rest`), so each query stays under Shopify's 1,000-point limit whatever the order.
 ORDER_QUERY = f"""
 query SkilvisOrder($id: ID!, $returnsAfter: String) {{
   order(id: $id) {{
-    id legacyResourceId name createdAt updatedAt currencyCode taxesIncluded email
+    id legacyResourceId name createdAt updatedAt currencyCode taxesIncluded test
     displayFinancialStatus
     totalOutstandingSet {{ {MONEY} }}
-    customer {{ id email firstName lastName }}
-    billingAddress {{ company firstName lastName name address1 address2 city zip countryCodeV2 phone }}
-    lineItems(first: 50) {{ nodes {{ {LINE_ITEM} }} pageInfo {{ hasNextPage endCursor }} }}
-    shippingLines(first: 5) {{ nodes {{ id title discountedPriceSet {{ {MONEY} }} {TAX_LINES} }} pageInfo {{ hasNextPage }} }}
-    transactions(first: {LIST_LIMITS["transactions"]}) {{
+    {CUSTOMER_FIELDS}
+    lineItems(first: 50) {{ nodes {{ {LINE_ITEM} }} {PAGE} }}
+    shippingLines(first: 5) {{ nodes {{ id title discountedPriceSet {{ {MONEY} }} {TAX_LINES} }} {PAGE} }}
+    transactions {{
       id kind status gateway processedAt amountSet {{ {MONEY} }} parentTransaction {{ id }}
     }}
-    refunds(first: {LIST_LIMITS["refunds"]}) {{ id legacyResourceId createdAt note return {{ id }} }}
+    refunds {{ id legacyResourceId createdAt note return {{ id }} }}
     returns(first: 20, after: $returnsAfter) {{
-      pageInfo {{ hasNextPage endCursor }}
+      {PAGE}
       nodes {{ id name status createdAt closedAt returnShippingFees {{ id amountSet {{ {MONEY} }} }} }}
     }}
   }}
 }}
 """
 
-REFUND_DETAILS_QUERY = f"""
-query SkilvisRefunds($ids: [ID!]!) {{
-  nodes(ids: $ids) {{
-    ... on Refund {{
-      id
-      refundLineItems(first: 25) {{
-        nodes {{ quantity lineItem {{ id }} subtotalSet {{ {MONEY} }} totalTaxSet {{ {MONEY} }} }}
-        pageInfo {{ hasNextPage }}
-      }}
-      refundShippingLines(first: 5) {{
-        nodes {{ shippingLine {{ id }} subtotalAmountSet {{ {MONEY} }} taxAmountSet {{ {MONEY} }} }}
-        pageInfo {{ hasNextPage }}
-      }}
-      transactions(first: 10) {{ nodes {{ id kind status gateway amountSet {{ {MONEY} }} }} pageInfo {{ hasNextPage }} }}
-    }}
-  }}
-}}
-"""
-
-RETURN_DETAILS_QUERY = f"""
-query SkilvisReturns($ids: [ID!]!) {{
-  nodes(ids: $ids) {{
-    ... on Return {{
-      id
-      returnLineItems(first: 25) {{
-        nodes {{
-          __typename id quantity refundedQuantity
+# The connections of each node kind, with what one element holds and how many come per page.
+REFUND_LINE = f"quantity lineItem {{ id }} subtotalSet {{ {MONEY} }} totalTaxSet {{ {MONEY} }}"
+REFUND_SHIPPING = f"shippingLine {{ id }} subtotalAmountSet {{ {MONEY} }} taxAmountSet {{ {MONEY} }}"
+REFUND_TRANSACTION = f"id kind status gateway amountSet {{ {MONEY} }}"
+RETURN_LINE = f"""__typename id quantity refundedQuantity
           ... on ReturnLineItem {{
             fulfillmentLineItem {{ lineItem {{ id }} }}
             withCodeDiscountedTotalPriceSet {{ {MONEY} }}
             restockingFee {{ percentage amountSet {{ {MONEY} }} }}
-          }}
-        }}
-        pageInfo {{ hasNextPage }}
-      }}
-      exchangeLineItems(first: 10) {{
-        nodes {{ id quantity variantSku title lineItems {{ {LINE_ITEM} }} }}
-        pageInfo {{ hasNextPage }}
-      }}
+          }}"""
+EXCHANGE_LINE = f"id quantity variantSku title lineItems {{ {LINE_ITEM} }}"
+CONNECTIONS = {
+    "Refund": {"refundLineItems": (REFUND_LINE, 25), "refundShippingLines": (REFUND_SHIPPING, 5),
+               "transactions": (REFUND_TRANSACTION, 10)},
+    "Return": {"returnLineItems": (RETURN_LINE, 25), "exchangeLineItems": (EXCHANGE_LINE, 10)},
+}
+
+
+def _details_query(kind: str) -> str:
+    connections = "\n      ".join(f"{name}(first: {size}) {{ nodes {{ {fields} }} {PAGE} }}"
+                                  for name, (fields, size) in CONNECTIONS[kind].items())
+    return f"""
+query Skilvis{kind}s($ids: [ID!]!) {{
+  nodes(ids: $ids) {{
+    ... on {kind} {{
+      id
+      {connections}
     }}
   }}
 }}
 """
 
+
+def _rest_query(kind: str, connection: str) -> str:
+    fields, size = CONNECTIONS[kind][connection]
+    return f"""
+query SkilvisMore{kind}{connection[0].upper()}{connection[1:]}($id: ID!, $after: String) {{
+  node(id: $id) {{ ... on {kind} {{ {connection}(first: {size * 2}, after: $after) {{ nodes {{ {fields} }} {PAGE} }} }} }}
+}}
+"""
+
+
+REFUND_DETAILS_QUERY = _details_query("Refund")
+RETURN_DETAILS_QUERY = _details_query("Return")
+REST_QUERIES = {(kind, name): _rest_query(kind, name) for kind in CONNECTIONS for name in CONNECTIONS[kind]}
+
 # An order with more than one page of line items (B2B orders) reads the rest page by page.
 LINE_ITEMS_QUERY = f"""
 query SkilvisLineItems($id: ID!, $after: String) {{
-  order(id: $id) {{ lineItems(first: 50, after: $after) {{ nodes {{ {LINE_ITEM} }} pageInfo {{ hasNextPage endCursor }} }} }}
+  order(id: $id) {{ lineItems(first: 50, after: $after) {{ nodes {{ {LINE_ITEM} }} {PAGE} }} }}
+}}
+"""
+SHIPPING_LINES_QUERY = f"""
+query SkilvisShippingLines($id: ID!, $after: String) {{
+  order(id: $id) {{ shippingLines(first: 20, after: $after) {{ nodes {{ id title discountedPriceSet {{ {MONEY} }} {TAX_LINES} }} {PAGE} }} }}
 }}
 """
 
 REFUNDS_PER_CALL = 4
 RETURNS_PER_CALL = 3
-
-
-class OrderTooLarge(Exception):
-    """More than one read holds of something that is not paged (refunds, payments, the lines of
-    one refund or return). Never guessed around: the order is shown as unreadable, and its
-    credit invoices are made in Payday by hand."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,7 @@ class Return:
 
 @dataclass(frozen=True)
 class Customer:
+    shopify_id: int | None = None   # Shopify's customer id: customers/redact names it
     email: str | None = None
     name: str | None = None
     company: str | None = None
@@ -202,7 +211,9 @@ class Customer:
     zip_code: str | None = None
     city: str | None = None
     country: str | None = None
-    phone: str | None = None
+    # Shopify withheld the buyer's data (protected customer data not approved): the invoice
+    # goes to the shop's default Payday customer.
+    withheld: bool = False
 
 
 @dataclass(frozen=True)
@@ -221,7 +232,8 @@ class Order:
     refunds: tuple[Refund, ...]
     returns: tuple[Return, ...]
     financial_status: str | None = None
-    extra: dict = field(default_factory=dict)
+    test: bool = False                    # D7: Bogus Gateway or a provider in test mode
+    created_at: datetime | None = None
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -263,7 +275,7 @@ def _transaction(node, currency) -> Transaction:
                        parent_id=(node.get("parentTransaction") or {}).get("id"))
 
 
-def parse_order(data: dict) -> Order:
+def parse_order(data: dict, withheld: bool = False) -> Order:
     o = data
     currency = o["currencyCode"]
     included = bool(o["taxesIncluded"])
@@ -301,17 +313,19 @@ def parse_order(data: dict) -> Order:
             shipping_fees=tuple(_amount(f["amountSet"], currency) for f in node.get("returnShippingFees") or []),
         ))
     billing = o.get("billingAddress") or {}
-    customer = o.get("customer") or {}
-    name = billing.get("name") or " ".join(x for x in (customer.get("firstName"), customer.get("lastName")) if x) or None
+    buyer = o.get("customer") or {}
     return Order(
         id=o["id"], legacy_id=str(o["legacyResourceId"]), name=o["name"], currency=currency, taxes_included=included,
-        updated_at=_when(o["updatedAt"]), outstanding=_amount(o.get("totalOutstandingSet"), currency),
+        updated_at=_when(o["updatedAt"]), created_at=_when(o.get("createdAt")), test=bool(o.get("test")),
+        outstanding=_amount(o.get("totalOutstandingSet"), currency),
         financial_status=o.get("displayFinancialStatus"),
         customer=Customer(
-            email=o.get("email") or customer.get("email"), name=name, company=billing.get("company") or None,
+            shopify_id=int(buyer["id"].rsplit("/", 1)[-1]) if buyer.get("id") else None,
+            email=o.get("email") or (buyer.get("defaultEmailAddress") or {}).get("emailAddress"),
+            name=billing.get("name") or None, company=billing.get("company") or None,
             address=" ".join(x for x in (billing.get("address1"), billing.get("address2")) if x) or None,
             zip_code=billing.get("zip"), city=billing.get("city"), country=billing.get("countryCodeV2"),
-            phone=billing.get("phone")),
+            withheld=withheld),
         line_items=line_items, shipping_lines=shipping,
         transactions=tuple(_transaction(t, currency) for t in o["transactions"] or []),
         refunds=refunds, returns=tuple(returns),
@@ -323,48 +337,75 @@ def _batches(ids: list[str], size: int):
         yield ids[i:i + size]
 
 
-def _details(admin, shop: str, query: str, ids: list[str], size: int) -> dict[str, dict]:
-    found = {}
-    for batch in _batches(ids, size):
-        for node in admin.graphql(shop, query, {"ids": batch})["nodes"]:
-            if node:
-                for conn in ("refundLineItems", "refundShippingLines", "transactions", "returnLineItems",
-                             "exchangeLineItems"):
-                    if (node.get(conn) or {}).get("pageInfo", {}).get("hasNextPage"):
-                        raise OrderTooLarge(f"{node['id']} has more {conn} than one read holds")
-                found[node["id"]] = node
-    return found
+class _Reader:
+    """One read of one order: every query's answer, with the paths Shopify withheld."""
+
+    def __init__(self, admin, shop: str):
+        self.admin, self.shop = admin, shop
+        self.withheld: set[tuple] = set()
+
+    def query(self, query: str, variables: dict) -> dict:
+        answer = self.admin.query(self.shop, query, variables)
+        self.withheld.update(answer.withheld)
+        return answer.data
+
+    def page_rest(self, first_page: dict, query: str, variables: dict, dig) -> list:
+        """The nodes of a connection: the page at hand and every page after it."""
+        nodes, page = list(_nodes(first_page)), first_page
+        while page["pageInfo"]["hasNextPage"]:
+            page = dig(self.query(query, {**variables, "after": page["pageInfo"]["endCursor"]}))
+            nodes.extend(_nodes(page))
+        return nodes
+
+    def details(self, kind: str, ids: list[str], size: int) -> dict[str, dict]:
+        query = REFUND_DETAILS_QUERY if kind == "Refund" else RETURN_DETAILS_QUERY
+        found = {}
+        for batch in _batches(ids, size):
+            for node in self.query(query, {"ids": batch})["nodes"]:
+                if node:
+                    for name in CONNECTIONS[kind]:
+                        node[name] = {"nodes": self.page_rest(
+                            node[name], REST_QUERIES[(kind, name)], {"id": node["id"]},
+                            lambda data, name=name: data["node"][name])}
+                    found[node["id"]] = node
+        return found
 
 
 def read_order(admin, shop: str, order_gid: str) -> Order | None:
-    """Read the order with every refund and return in full; None when Shopify no longer shows it."""
+    """Read the order with every refund and return in full, however many lines, refunds and
+    returns it has (D6); None when Shopify does not show it (deleted, or older than the 60 days
+    an app without read_all_orders sees)."""
+    reader = _Reader(admin, shop)
     variables = {"id": order_gid, "returnsAfter": None}
-    data = admin.graphql(shop, ORDER_QUERY, variables)["order"]
+    data = reader.query(ORDER_QUERY, variables)["order"]
     if data is None:
         return None
-    for name, limit in LIST_LIMITS.items():
-        if len(data[name] or []) >= limit:
-            raise OrderTooLarge(f"{order_gid} has {limit} or more {name}")
-    if data["shippingLines"]["pageInfo"]["hasNextPage"]:
-        raise OrderTooLarge(f"{order_gid} has more shippingLines than one read holds")
-    items, page = list(_nodes(data["lineItems"])), data["lineItems"]
-    while page["pageInfo"]["hasNextPage"]:
-        page = admin.graphql(shop, LINE_ITEMS_QUERY, {"id": order_gid, "after": page["pageInfo"]["endCursor"]})
-        page = page["order"]["lineItems"]
-        items.extend(_nodes(page))
+    items = reader.page_rest(data["lineItems"], LINE_ITEMS_QUERY, {"id": order_gid},
+                             lambda d: d["order"]["lineItems"])
+    shipping = reader.page_rest(data["shippingLines"], SHIPPING_LINES_QUERY, {"id": order_gid},
+                                lambda d: d["order"]["shippingLines"])
     returns = list(_nodes(data["returns"]))
     page = data["returns"]
     while page["pageInfo"]["hasNextPage"]:
         variables["returnsAfter"] = page["pageInfo"]["endCursor"]
-        page = admin.graphql(shop, ORDER_QUERY, variables)["order"]["returns"]
+        page = reader.query(ORDER_QUERY, variables)["order"]["returns"]
         returns.extend(_nodes(page))
     refunds = data["refunds"] or []
-    refund_details = _details(admin, shop, REFUND_DETAILS_QUERY, [r["id"] for r in refunds], REFUNDS_PER_CALL)
-    return_details = _details(admin, shop, RETURN_DETAILS_QUERY, [r["id"] for r in returns], RETURNS_PER_CALL)
-    data = {**data, "lineItems": {"nodes": items},
+    refund_details = reader.details("Refund", [r["id"] for r in refunds], REFUNDS_PER_CALL)
+    return_details = reader.details("Return", [r["id"] for r in returns], RETURNS_PER_CALL)
+    data = {**data, "lineItems": {"nodes": items}, "shippingLines": {"nodes": shipping},
             "refunds": [{**r, **refund_details.get(r["id"], {})} for r in refunds],
             "returns": [{**r, **return_details.get(r["id"], {})} for r in returns]}
-    return parse_order(data)
+    return parse_order(data, withheld=_customer_withheld(shop, reader.withheld))
+
+
+def _customer_withheld(shop: str, paths: set[tuple]) -> bool:
+    """Whether Shopify withheld the buyer's data. Only the customer fields may be withheld: a
+    denial anywhere else means an invoice would be built on missing facts, so it is refused."""
+    elsewhere = [p for p in paths if len(p) < 2 or p[0] != "order" or p[1] not in CUSTOMER_PATHS]
+    if elsewhere:
+        raise ShopifyRefused(f"{shop} withheld {sorted(elsewhere)[:3]}", "shopify_access_denied")
+    return bool(paths)
 
 
 ORDER_BY_NAME_QUERY = """

@@ -7,13 +7,13 @@ import base64
 import binascii
 import logging
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
 from . import db, facts, i18n, manual, payday, reconcile, shop_settings, shops
 from .auth import embedded, valid_query_hmac
-from .shopify_admin import ShopifyError, ShopifyUnavailable
+from .shopify_admin import ShopifyError, ShopifyRefused, ShopifyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -194,20 +194,18 @@ def app_home():
     return render_template("home.html", shop=g.shop, rows=rows, status=status if status in STATUSES else None, q=q,
                            statuses=STATUSES, next_cursor=next_cursor, first_page=not request.args.get("after"),
                            checklist=checklist(shop["id"], settings), environment=settings.payday_environment,
-                           unreadable=unreadable_orders(shop["id"]))
-
-
-# Why a pass could not read an order, for the ones the merchant must act on (an order deleted
-# in Shopify needs nothing).
-ACTIONABLE_READ_ERRORS = ("order_too_large", "shopify_auth")
+                           unreadable=unreadable_orders(shop["id"]), access_lost_at=shops.take_access_lost(shop["id"]),
+                           missing_scopes=shops.missing_scopes(shop["scopes"]))
 
 
 def unreadable_orders(shop_id: int) -> list[dict]:
+    """The orders Skilvís could not read, each with why (every reason but an order deleted in
+    Shopify, which needs nothing) and when it reads it again by itself."""
     with db.transaction() as conn:
         return conn.execute(
-            """SELECT id, coalesce(name, '#' || legacy_id) AS name, legacy_id, last_error FROM orders
-               WHERE shop_id = %s AND last_error IS NOT NULL AND last_error = ANY(%s)
-               ORDER BY work_done_at DESC NULLS LAST LIMIT 20""", (shop_id, list(ACTIONABLE_READ_ERRORS))).fetchall()
+            """SELECT id, coalesce(name, '#' || legacy_id) AS name, legacy_id, last_error, read_again_at FROM orders
+               WHERE shop_id = %s AND last_error IS NOT NULL AND last_error <> 'order_gone'
+               ORDER BY work_done_at DESC NULLS LAST LIMIT 20""", (shop_id,)).fetchall()
 
 
 # --- a case ----------------------------------------------------------------------------------
@@ -295,8 +293,8 @@ def credit_page(order_id: int):
     order = owned_order(shop["id"], order_id)
     try:
         order_facts = read_facts(order)
-    except facts.OrderTooLarge:
-        return render_template("unreadable.html", order=order, reason={"code": "order_too_large"}), 409
+    except ShopifyRefused as exc:
+        return render_template("unreadable.html", order=order, reason={"code": exc.code}), 409
     if order_facts is None:
         abort(404)
     settings = shop_settings.load(shop["id"])
@@ -312,13 +310,18 @@ def credit_page(order_id: int):
 
 # --- settings ----------------------------------------------------------------------------
 
+def saved_client(settings: shop_settings.ShopSettings) -> payday.PaydayClient:
+    """The shop's Payday connection, for a page that waits on it: one read attempt."""
+    return payday.PaydayClient(payday.base_url(settings.payday_environment), settings.payday_client_id,
+                               settings.payday_client_secret,
+                               token_store=payday.PostgresTokenStore(settings.shop_id), read_attempts=1)
+
+
 def payment_type_choices(settings: shop_settings.ShopSettings) -> tuple[list[dict], bool]:
     """Payday's payment types for the select boxes, and whether Payday answered."""
     if not settings.payday_connected:
         return [], False
-    client = payday.PaydayClient(payday.base_url(settings.payday_environment), settings.payday_client_id,
-                                 settings.payday_client_secret,
-                                 token_store=payday.PostgresTokenStore(settings.shop_id), read_attempts=1)
+    client = saved_client(settings)
     try:
         return [{"id": t.get("id"), "title": t.get("title")} for t in client.payment_types()], True
     except payday.PaydayError:
@@ -343,7 +346,30 @@ def settings_page():
                            gateways=gateways, checklist=checklist(shop["id"], settings),
                            backfill=reconcile.backfill_state(shop["id"]),
                            invoices_from=settings.invoices_from.astimezone(i18n.TIMEZONE).date().isoformat(),
-                           today=datetime.now(i18n.TIMEZONE).date().isoformat())
+                           today=datetime.now(i18n.TIMEZONE).date().isoformat(),
+                           earliest=earliest_start(shop), customer_data_withheld=customer_data_withheld(shop["id"]))
+
+
+# Shopify shows an app without read_all_orders the last 60 days of orders; a history start a
+# day inside that keeps clear of the edge (Shopify counts from the order's creation).
+VISIBLE_DAYS = 59
+
+
+def earliest_start(shop: dict) -> str | None:
+    """The earliest start of invoicing Skilvís can read back to (None: any)."""
+    if shops.sees_all_orders(shop["scopes"]):
+        return None
+    return (datetime.now(i18n.TIMEZONE).date() - timedelta(days=VISIBLE_DAYS)).isoformat()
+
+
+def customer_data_withheld(shop_id: int) -> bool:
+    """Whether Shopify withheld a buyer's details on an order of this shop (a case waits for the
+    default customer, or a document went to it)."""
+    with db.transaction() as conn:
+        return conn.execute(
+            """SELECT EXISTS (SELECT 1 FROM cases WHERE shop_id = %(s)s AND reason->>'code' = 'default_customer_missing')
+                   OR EXISTS (SELECT 1 FROM documents WHERE shop_id = %(s)s AND customer_by = 'default') AS seen""",
+            {"s": shop_id}).fetchone()["seen"]
 
 
 @bp.get("/api/me")

@@ -190,11 +190,31 @@ REASONS = {
     "automatic_processing_off": lazy_gettext(
         "Automatic processing is off: turn it on in Settings, or create the credit invoice by hand"),
     "payday_not_connected": lazy_gettext("Payday is not connected: connect it in Settings"),
+    "default_customer_missing": lazy_gettext(
+        "Shopify does not share the customer's details with Skilvís: choose the Payday customer for such "
+        "invoices under Settings → Payday"),
+    "test_order": lazy_gettext("A test order: it is never sent to Payday"),
     # Orders a pass could not read (pipeline._finish): listed on the home page.
     "order_too_large": lazy_gettext(
         "Skilvís cannot read this order: it has more refunds, payments or lines in one return than Skilvís "
         "reads at once. Make its credit invoices in Payday by hand"),
     "order_gone": lazy_gettext("Shopify no longer shows this order"),
+    "order_outside_window": lazy_gettext(
+        "Shopify shows Skilvís only the last 60 days of orders, and this order is older. Skilvís reads it "
+        "as soon as Shopify approves access to all orders; if the credit invoice cannot wait, make it in Payday"),
+    "shopify_access_denied": lazy_gettext(
+        "Shopify refused Skilvís access (a permission is missing). Open Skilvís from your Shopify admin and "
+        "accept its permissions; Skilvís tries again by itself"),
+    "shopify_query_refused": lazy_gettext(
+        "Shopify refused the way Skilvís asks for this order. Skilvís tries again by itself; if this stays, "
+        "contact Skilvís support and make the credit invoice in Payday meanwhile"),
+    "shop_frozen": lazy_gettext(
+        "Shopify has frozen the store (an unpaid Shopify bill), so nothing can be read. Skilvís carries on "
+        "once the store is open again"),
+    "shop_locked": lazy_gettext("Shopify has locked the store, so nothing can be read. Skilvís carries on once "
+                                "the store is open again"),
+    "shop_not_found": lazy_gettext("Shopify does not find the store. Skilvís tries again by itself"),
+    "history_bulk_running": lazy_gettext("Shopify is still collecting the orders"),
     "shopify_auth": lazy_gettext(
         "Shopify refused Skilvís access to the order; opening Skilvís from your Shopify admin renews it"),
     "shopify_unavailable": lazy_gettext("Shopify did not answer"),

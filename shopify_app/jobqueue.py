@@ -25,8 +25,18 @@ def redis_connection(url: str | None = None) -> Redis:
     return _connections[key]
 
 
-def queue(connection: Redis | None = None) -> Queue:
-    return Queue(QUEUE_NAME, connection=connection or redis_connection())
+# History reads (a merchant moved the start of invoicing back) have a queue of their own, which
+# workers take from only when the live queue is empty: live invoicing never waits behind them.
+HISTORY_QUEUE_NAME = "skilvis-history"
+
+
+def queue(connection: Redis | None = None, *, history: bool = False) -> Queue:
+    return Queue(HISTORY_QUEUE_NAME if history else QUEUE_NAME, connection=connection or redis_connection())
+
+
+def queues(connection: Redis | None = None) -> list[Queue]:
+    """What a worker takes from, in order of priority."""
+    return [queue(connection), queue(connection, history=True)]
 
 
 def job_id(*parts) -> str:
@@ -37,11 +47,11 @@ def job_id(*parts) -> str:
     return value
 
 
-def enqueue_once(func, *args, job_key: str, connection: Redis | None = None, **kwargs):
+def enqueue_once(func, *args, job_key: str, connection: Redis | None = None, history: bool = False, **kwargs):
     """Enqueue unless a job with this id is already waiting or running (then return that one).
 
     This only saves work; what makes effects happen once is Postgres (unique keys)."""
-    q = queue(connection)
+    q = queue(connection, history=history)
     kwargs.setdefault("result_ttl", 0)          # a finished job frees its id at once
     kwargs.setdefault("failure_ttl", 7 * 24 * 3600)
     for _ in range(3):

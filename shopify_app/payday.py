@@ -189,12 +189,17 @@ class PaydayClient:
 
     # --- customers -------------------------------------------------------------------------
 
-    def find_or_create_customer(self, *, kennitala: str | None = None, email: str | None = None, name: str,
-                                address: str | None = None, zip_code: str | None = None, city: str | None = None,
-                                country: str | None = None, phone: str | None = None,
-                                contact: str | None = None, language: str | None = None) -> str:
-        """The Payday customer id for this buyer, in the order Payday's own apps use: kennitala,
-        then an exact e-mail match, else a new customer.
+    def find_or_create_customer(self, **buyer) -> str:
+        """The Payday customer id for this buyer (see match_customer)."""
+        return self.match_customer(**buyer)[0]
+
+    def match_customer(self, *, kennitala: str | None = None, email: str | None = None, name: str,
+                       address: str | None = None, zip_code: str | None = None, city: str | None = None,
+                       country: str | None = None, phone: str | None = None,
+                       contact: str | None = None, language: str | None = None) -> tuple[str, str]:
+        """The Payday customer id for this buyer and how it was found (`kennitala`, `email` or
+        `created`), in the order Payday's own apps use: kennitala, then an exact e-mail match,
+        else a new customer.
 
         A kennitala that fails only the check digit (issued since 2026-02-18, see kennitala.py)
         is still looked up, since Payday may already know it; but no customer is created from
@@ -206,15 +211,15 @@ class PaydayClient:
         if ssn:
             found = self.get_customer_by_ssn(ssn)
             if found and found.get("id"):
-                return str(found["id"])
+                return str(found["id"]), "kennitala"
             if kennitala_rules.has_valid_check_digit(ssn):
-                return self._create_customer(ssn=ssn, **fields)
+                return self._create_customer(ssn=ssn, **fields), "created"
             log.info("kennitala fails the check digit and Payday does not know it: using the e-mail instead")
         if email and email.strip():
             found = self.find_customer_by_email(email)
             if found:
-                return str(found["id"])
-        return self._create_customer(ssn=None, **fields)
+                return str(found["id"]), "email"
+        return self._create_customer(ssn=None, **fields), "created"
 
     def get_customer(self, customer_id: str) -> dict:
         return self._call("GET", f"/customers/{quote(str(customer_id), safe='')}")

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import logging
 
-from . import config, db, decision, documents, facts, orders, shop_settings, status, timeline
-from .shopify_admin import AdminClient, ShopifyAuthError
+from . import config, db, decision, documents, facts, orders, shop_settings, shops, status, timeline
+from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyRefused
 
 log = logging.getLogger(__name__)
 
 
-def _admin() -> AdminClient:
-    return AdminClient(config.load())
+def _admin(history: bool = False) -> AdminClient:
+    # A history pass leaves half of the shop's GraphQL budget to live invoicing.
+    return AdminClient(config.load(), reserve=0.5 if history else 0.0)
 
 
-def process_order(order_id: int, admin: AdminClient | None = None) -> str:
-    admin = admin or _admin()
+def process_order(order_id: int, history: bool = False, admin: AdminClient | None = None) -> str:
+    orders.started(order_id, history)
+    admin = admin or _admin(history)
     while True:
         with db.advisory_lock(f"order-{order_id}") as got:
             if not got:
@@ -35,7 +37,8 @@ def run_pass(order_id: int, admin: AdminClient) -> None:
     with db.transaction() as conn:
         order = conn.execute(
             """UPDATE orders SET work_started_at = now() WHERE id = %s
-               RETURNING orders.*, (SELECT domain FROM shops WHERE id = orders.shop_id) AS shop_domain""",
+               RETURNING orders.*, (SELECT domain FROM shops WHERE id = orders.shop_id) AS shop_domain,
+                         (SELECT scopes FROM shops WHERE id = orders.shop_id) AS shop_scopes""",
             (order_id,)).fetchone()
     shop_id = order["shop_id"]
     try:
@@ -45,35 +48,41 @@ def run_pass(order_id: int, admin: AdminClient) -> None:
         # which asks for these orders once more (orders.ask_again_after_error).
         _finish(order_id, error="shopify_auth", detail=str(exc))
         return
-    except facts.OrderTooLarge as exc:
-        _finish(order_id, error="order_too_large", detail=str(exc))
+    except ShopifyRefused as exc:
+        # Asking again in a minute will not help (a scope, an approval, a frozen shop): read
+        # again on a capped backoff, and the home page lists the order with a retry.
+        _finish(order_id, error=exc.code, detail=str(exc), read_again=True)
         return
     if order_facts is None:
-        _finish(order_id, error="order_gone")
+        # Without read_all_orders Shopify hides orders older than 60 days: that is not "gone".
+        _finish(order_id, error="order_gone" if shops.sees_all_orders(order["shop_scopes"]) else "order_outside_window")
         return
     settings = shop_settings.load(shop_id)
+    buyer = order_facts.customer
+    blocked = settings.holds_back(customer_withheld=buyer.withheld)
     with db.transaction() as conn:
         conn.execute(
-            "UPDATE orders SET name = %s, currency = %s, customer_name = %s, customer_email = %s WHERE id = %s",
-            (order_facts.name, order_facts.currency, order_facts.customer.name, order_facts.customer.email, order_id))
+            """UPDATE orders SET name = %s, currency = %s, customer_id = %s, customer_name = %s, customer_email = %s
+               WHERE id = %s""",
+            (order_facts.name, order_facts.currency, buyer.shopify_id, buyer.name, buyer.email, order_id))
         order = {**order, "name": order_facts.name}
         shop_settings.note_gateways(shop_id, (t.gateway for t in order_facts.transactions), conn)
         result = decision.decide(order_facts, documents.coverage(conn, order_id), settings.invoices_from)
         cases = {status.upsert_case(conn, shop_id, order_id, case, order_facts.currency): case for case in result.cases}
         case_ids = {case.key: case_id for case_id, case in cases.items()}
-        if settings.auto_process and settings.payday_connected:
+        if blocked is None:
             for plan in result.plans:
                 documents.claim(conn, shop_id=shop_id, order=order, plan=plan, case_id=case_ids.get(plan.case_key),
                                 currency=order_facts.currency)
     due = documents.due(order_id)
-    if due:
+    if due and blocked != "default_customer_missing":   # nobody to put the invoice on yet
         client = documents.client_for(settings)
-        customer = documents.customer_details(order, order_facts.customer, settings)
+        customer = documents.customer_details(order, buyer, settings)
         for doc in due:
             documents.send(doc, client, settings, customer)
         _fetch_numbers(order_id, client)
     with db.transaction() as conn:
-        status.refresh(conn, shop_id, order_id, cases, payday_connected=settings.payday_connected)
+        status.refresh(conn, shop_id, order_id, cases, blocked=blocked)
     _finish(order_id)
 
 
@@ -88,11 +97,18 @@ def _fetch_numbers(order_id: int, client) -> None:
             log.info("no number yet for document %s", doc_id)
 
 
-def _finish(order_id: int, error: str | None = None, detail: str | None = None) -> None:
+def _finish(order_id: int, error: str | None = None, detail: str | None = None, read_again: bool = False) -> None:
     """The pass is over; `error` is the code of why the order could not be read (the home page
-    lists such orders with i18n.REASONS[error]), `detail` goes on its timeline."""
+    lists such orders with i18n.REASONS[error]), `detail` goes on its timeline. With
+    `read_again`, the order is read again after a growing pause (orders.READ_AGAIN)."""
     with db.transaction() as conn:
-        conn.execute("UPDATE orders SET work_done_at = now(), last_error = %s WHERE id = %s", (error, order_id))
+        conn.execute(
+            """UPDATE orders SET work_done_at = now(), last_error = %(error)s,
+                   read_failures = CASE WHEN %(again)s THEN read_failures + 1 ELSE 0 END,
+                   read_again_at = CASE WHEN %(again)s THEN now() + %(pauses)s[least(read_failures + 1, %(n)s)] END
+               WHERE id = %(id)s""",
+            {"error": error, "again": read_again, "pauses": orders.READ_AGAIN, "n": len(orders.READ_AGAIN),
+             "id": order_id})
         if error:
             row = conn.execute("SELECT shop_id FROM orders WHERE id = %s", (order_id,)).fetchone()
             # The code is what the merchant reads (in their language); the detail is for support.

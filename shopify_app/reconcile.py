@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from . import config, db, jobqueue, orders, shop_settings, shops
-from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyError, ShopifyUnavailable
+from . import bulk, config, db, jobqueue, orders, shop_settings, shops
+from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyError, ShopifyRefused, ShopifyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +35,14 @@ def reconcile_shop(shop_id: int, admin: AdminClient | None = None, since: dateti
         return 0
     now = datetime.now(timezone.utc)
     since = (since or shop["reconciled_until"] or now - FIRST_LOOKBACK) - OVERLAP
-    search = f"updated_at:>='{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
-    requested, newest, after = [], shop["reconciled_until"], None
+    requested, newest = [], shop["reconciled_until"]
     try:
-        while True:
-            page = admin.graphql(shop["domain"], CHANGED_ORDERS_QUERY, {"query": search, "after": after})["orders"]
-            for node in page["nodes"]:
-                updated = datetime.fromisoformat(node["updatedAt"])
-                newest = max(newest or updated, updated)
-                order_id = _request_if_newer(shop_id, int(node["legacyResourceId"]), updated)
-                if order_id:
-                    requested.append(order_id)
-            if not page["pageInfo"]["hasNextPage"]:
-                break
-            after = page["pageInfo"]["endCursor"]
+        for node in search_orders(admin, shop["domain"], f"{_updated_since(since)} test:false"):
+            updated = datetime.fromisoformat(node["updatedAt"])
+            newest = max(newest or updated, updated)
+            order_id = _request_if_newer(shop_id, int(node["legacyResourceId"]), updated)
+            if order_id:
+                requested.append(order_id)
     except ShopifyAuthError:
         if not skip_without_token:
             raise
@@ -59,6 +53,21 @@ def reconcile_shop(shop_id: int, admin: AdminClient | None = None, since: dateti
     for order_id in requested:
         orders.enqueue(order_id)
     return len(requested)
+
+
+def _updated_since(moment: datetime) -> str:
+    return f"updated_at:>='{moment.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+
+
+def search_orders(admin: AdminClient, shop: str, search: str):
+    """Every order Shopify's search finds, page by page (ids and update times only)."""
+    after = None
+    while True:
+        page = admin.graphql(shop, CHANGED_ORDERS_QUERY, {"query": search, "after": after})["orders"]
+        yield from page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            return
+        after = page["pageInfo"]["endCursor"]
 
 
 def _request_if_newer(shop_id: int, legacy_id: int, updated: datetime) -> int | None:
@@ -90,17 +99,30 @@ def reconcile_all() -> int:
     return len(ids)
 
 
-def backfill(shop_id: int) -> int:
+# The history read looks only at orders with a return or a refund, test orders left out: each
+# search is one of Shopify's order filters (shopify.md, "What a real shop adds").
+HISTORY_SEARCHES = ("-return_status:no_return", "financial_status:partially_refunded", "financial_status:refunded")
+# Longer windows are read by one bulk operation, which has no per-query budget to share with
+# live invoicing (https://shopify.dev/docs/api/usage/bulk-operations/queries).
+BULK_AFTER = timedelta(days=31)
+
+
+def backfill(shop_id: int, admin: AdminClient | None = None) -> int:
     """History on request: the merchant moved the start of invoicing back. Every order we left
-    out as before the start is passed over again, and the orders Shopify changed since the new
-    start are read as in any reconciliation (older orders we have never seen among them)."""
+    out as before the start is passed over again, and the orders with a return or a refund that
+    Shopify changed since the new start are read (older orders we have never seen among them),
+    each on the history queue, behind live work."""
     with db.transaction() as conn:
         asked = conn.execute("SELECT backfill_asked_at FROM shop_settings WHERE shop_id = %s",
                              (shop_id,)).fetchone()
     start = shop_settings.load(shop_id).invoices_from
     try:
-        count = (orders.ask_again_where(shop_id, ("before_start",))
-                 + reconcile_shop(shop_id, since=start, skip_without_token=False))
+        count = _read_history(shop_id, start, admin)
+        count += orders.ask_again_where(shop_id, ("before_start",), history=True)
+    except bulk.BulkPending as exc:   # Shopify is still reading: the periodic pass asks again
+        log.info("history read of shop %s waits: %s", shop_id, exc)
+        _finish_backfill(shop_id, asked, error="history_bulk_running")
+        return 0
     except Exception as exc:
         _finish_backfill(shop_id, asked, error=_backfill_error(exc))
         raise
@@ -108,10 +130,32 @@ def backfill(shop_id: int) -> int:
     return count
 
 
+def _read_history(shop_id: int, start: datetime, admin: AdminClient | None) -> int:
+    admin = admin or AdminClient(config.load(), reserve=0.5)
+    with db.transaction() as conn:
+        shop = conn.execute("SELECT * FROM shops WHERE id = %s", (shop_id,)).fetchone()
+    if not shops.is_installed(shop):
+        raise ShopifyAuthError(f"{shop['domain'] if shop else shop_id} has no access token")
+    since = _updated_since(start - OVERLAP)
+    if datetime.now(timezone.utc) - start > BULK_AFTER:
+        found = bulk.orders_with_returns_or_refunds(admin, shop["domain"], f"{since} test:false")
+    else:
+        found = {int(node["legacyResourceId"]): datetime.fromisoformat(node["updatedAt"])
+                 for search in HISTORY_SEARCHES
+                 for node in search_orders(admin, shop["domain"], f"{since} test:false {search}")}
+    requested = [order_id for legacy_id, updated in sorted(found.items())
+                 if (order_id := _request_if_newer(shop_id, legacy_id, updated))]
+    for order_id in requested:
+        orders.enqueue(order_id, history=True)
+    return len(requested)
+
+
 def _backfill_error(exc: Exception) -> str:
     """A reason code the settings page says in the merchant's language, or the error itself."""
     if isinstance(exc, ShopifyAuthError):
         return "shopify_auth"
+    if isinstance(exc, ShopifyRefused):
+        return exc.code
     if isinstance(exc, (ShopifyUnavailable, ShopifyError)):
         return "shopify_unavailable"
     return str(exc)[:500] or type(exc).__name__
@@ -140,7 +184,7 @@ def record_backfill(conn, shop_id: int, start: datetime) -> None:
 def enqueue_backfill(shop_id: int, start: datetime):
     # One job per chosen date: moving the date back twice quickly reads back to the earlier one.
     return jobqueue.enqueue_once(backfill, shop_id, job_key=jobqueue.job_id("backfill", shop_id, int(start.timestamp())),
-                                 job_timeout=3600)
+                                 job_timeout=3600, history=True)
 
 
 def backfill_state(shop_id: int) -> dict | None:

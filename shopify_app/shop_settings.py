@@ -24,10 +24,25 @@ class ShopSettings:
     # Returns closed and refunds made before this are not invoiced automatically (None: no limit;
     # a stored shop always has one, by default when it installed Skilvís).
     invoices_from: datetime | None = None
+    # The Payday customer that credit invoices go to when Shopify withholds the buyer's data
+    # (protected customer data not approved): Icelandic shops book such sales to a cash customer.
+    payday_default_customer_id: str | None = None
+    payday_default_customer_name: str | None = None
 
     @property
     def payday_connected(self) -> bool:
         return bool(self.payday_client_id and self.payday_client_secret)
+
+    def holds_back(self, customer_withheld: bool = False) -> str | None:
+        """Why these settings keep a wanted credit invoice from being made (a reason code), or
+        None. Automatic processing needs Payday; a buyer Shopify withholds needs the default customer."""
+        if not self.payday_connected:
+            return "payday_not_connected"
+        if not self.auto_process:
+            return "automatic_processing_off"
+        if customer_withheld and not self.payday_default_customer_id:
+            return "default_customer_missing"
+        return None
 
 
 def load(shop_id: int, conn=None) -> ShopSettings:
@@ -45,11 +60,14 @@ def load(shop_id: int, conn=None) -> ShopSettings:
         payday_environment=row["payday_environment"], payment_types=dict(row["payment_types"] or {}),
         send_email=row["send_email"], kennitala_from_company=row["kennitala_from_company"],
         auto_process=row["auto_process"], invoices_from=row["starts"],
+        payday_default_customer_id=row["payday_default_customer_id"],
+        payday_default_customer_name=row["payday_default_customer_name"],
     )
 
 
 _FIELDS = ("payday_client_id", "payday_client_secret", "payday_environment", "payment_types", "send_email",
-           "kennitala_from_company", "auto_process", "invoices_from")
+           "kennitala_from_company", "auto_process", "invoices_from", "payday_default_customer_id",
+           "payday_default_customer_name")
 
 
 def save(shop_id: int, **changes) -> ShopSettings:
@@ -70,9 +88,10 @@ def save(shop_id: int, **changes) -> ShopSettings:
         conn.execute(
             """INSERT INTO shop_settings (shop_id, payday_client_id, payday_client_secret_enc, payday_environment,
                                           payment_types, send_email, kennitala_from_company, auto_process,
-                                          invoices_from)
+                                          invoices_from, payday_default_customer_id, payday_default_customer_name)
                VALUES (%(shop_id)s, %(payday_client_id)s, %(secret)s, %(payday_environment)s, %(payment_types)s,
-                       %(send_email)s, %(kennitala_from_company)s, %(auto_process)s, %(invoices_from)s)
+                       %(send_email)s, %(kennitala_from_company)s, %(auto_process)s, %(invoices_from)s,
+                       %(payday_default_customer_id)s, %(payday_default_customer_name)s)
                ON CONFLICT (shop_id) DO UPDATE SET
                    payday_client_id = EXCLUDED.payday_client_id,
                    payday_client_secret_enc = EXCLUDED.payday_client_secret_enc,
@@ -80,6 +99,8 @@ def save(shop_id: int, **changes) -> ShopSettings:
                    payment_types = EXCLUDED.payment_types, send_email = EXCLUDED.send_email,
                    kennitala_from_company = EXCLUDED.kennitala_from_company,
                    auto_process = EXCLUDED.auto_process, invoices_from = EXCLUDED.invoices_from,
+                   payday_default_customer_id = EXCLUDED.payday_default_customer_id,
+                   payday_default_customer_name = EXCLUDED.payday_default_customer_name,
                    updated_at = now()""",
             {**merged, "shop_id": shop_id, "secret": crypto.encrypt(merged["payday_client_secret"]),
              "payment_types": Jsonb(merged["payment_types"])},
@@ -93,17 +114,17 @@ def save(shop_id: int, **changes) -> ShopSettings:
 
 
 # The reasons a case waits for the settings rather than for Shopify or Payday.
-WAITING_FOR_SETTINGS = ("automatic_processing_off", "payday_not_connected")
+WAITING_FOR_SETTINGS = ("automatic_processing_off", "payday_not_connected", "default_customer_missing")
 
 
 def _unblocked(before: ShopSettings, after: ShopSettings) -> None:
     from . import orders, reconcile
 
-    def processes(s: ShopSettings) -> bool:
-        return s.auto_process and s.payday_connected
+    def blocks(s: ShopSettings) -> set:
+        return {s.holds_back(False), s.holds_back(True)} - {None}
 
-    if processes(after) and not processes(before):
-        orders.ask_again_where(after.shop_id, WAITING_FOR_SETTINGS)   # what waited for the switch
+    if blocks(before) - blocks(after):
+        orders.ask_again_where(after.shop_id, WAITING_FOR_SETTINGS)   # what waited for the change
     if moves_start_back(before, after):
         reconcile.enqueue_backfill(after.shop_id, after.invoices_from)
 

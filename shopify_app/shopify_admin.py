@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import requests
@@ -45,13 +46,47 @@ class TokenRefused(ShopifyAuthError):
         self.status, self.error = status, error
 
 
+class ShopifyRefused(ShopifyError):
+    """Shopify answered, and asking again soon will not change the answer: a missing scope or
+    approval (ACCESS_DENIED, HTTP 403), a query over the cost limit, a field a version bump
+    removed, a frozen or locked shop. `code` is the reason the merchant reads (i18n.REASONS)."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
 class ShopifyUnavailable(Exception):
     """A transient failure (timeout, 5xx, throttling that did not clear): retry later."""
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A GraphQL answer: `data`, and the paths of the fields Shopify withheld from it (a field-level
+    ACCESS_DENIED: protected customer data the app is not approved for). A withheld field is
+    null in `data`."""
+    data: dict
+    withheld: frozenset[tuple] = frozenset()
+
+
+# HTTP statuses with which Shopify refuses a shop's API for longer than a retry: 402 a frozen
+# shop (unpaid bills), 403 a missing scope or approval, 404 a shop that is gone, 423 a locked shop.
+REFUSING_STATUSES = {402: "shop_frozen", 403: "shopify_access_denied", 404: "shop_not_found", 423: "shop_locked"}
+# GraphQL error codes that the same query meets again however often it is sent.
+PERMANENT_CODES = {"ACCESS_DENIED": "shopify_access_denied", "MAX_COST_EXCEEDED": "shopify_query_refused",
+                   "undefinedField": "shopify_query_refused", "argumentNotAccepted": "shopify_query_refused",
+                   "undefinedType": "shopify_query_refused", "missingRequiredArguments": "shopify_query_refused",
+                   "selectionMismatch": "shopify_query_refused", "variableMismatch": "shopify_query_refused",
+                   "parseError": "shopify_query_refused"}
+
+
 class AdminClient:
-    def __init__(self, settings: Settings, http: requests.Session | None = None, sleep=time.sleep):
+    def __init__(self, settings: Settings, http: requests.Session | None = None, sleep=time.sleep,
+                 reserve: float = 0.0):
         self.settings = settings
+        # The share of the shop's cost bucket this client leaves untouched (a history read
+        # leaves room for live invoicing of the same shop).
+        self.reserve = reserve
         self.http = http or requests.Session()
         self.sleep = sleep
         self._buckets: dict[str, dict] = {}
@@ -90,6 +125,17 @@ class AdminClient:
     def refresh(self, shop: str, refresh_token: str) -> Tokens:
         return self._token_request(shop, {"grant_type": "refresh_token", "refresh_token": refresh_token})
 
+    def migrate(self, shop: str, offline_token: str) -> Tokens:
+        """A non-expiring offline token swapped for an expiring pair (Shopify stops accepting
+        non-expiring tokens on 2027-01-01; shopify.md §0, §4.1). The old token dies."""
+        return self._token_request(shop, {
+            "grant_type": TOKEN_EXCHANGE_GRANT,
+            "subject_token": offline_token,
+            "subject_token_type": OFFLINE_TOKEN_TYPE,
+            "requested_token_type": OFFLINE_TOKEN_TYPE,
+            "expiring": "1",
+        })
+
     def install_from_id_token(self, shop: str, id_token: str) -> dict:
         return shops.save_tokens(shop, self.exchange_id_token(shop, id_token))
 
@@ -121,9 +167,8 @@ class AdminClient:
                 return current
             refresh_token = crypto.decrypt(row["refresh_token_enc"])
             try:
-                if not refresh_token:
-                    raise ShopifyAuthError(f"{shop} has a non-expiring token and nothing to refresh it with")
-                tokens = self.refresh(shop, refresh_token)
+                # A token without an expiry is never used as it is: it is migrated by exchange.
+                tokens = self.refresh(shop, refresh_token) if refresh_token else self.migrate(shop, current)
             except ShopifyAuthError as exc:
                 if not _refused_for_good(exc):
                     raise
@@ -150,9 +195,18 @@ class AdminClient:
     # --- GraphQL ------------------------------------------------------------------------
 
     def graphql(self, shop: str, query: str, variables: dict | None = None) -> dict:
-        """Run one GraphQL query; returns `data`. Waits out throttling (HTTP 200 with THROTTLED,
-        or 429 with Retry-After), retries 5xx and timeouts with growing pauses, and refreshes
-        the token once on a 401."""
+        """Run one GraphQL query whose every field Skilvís must have; returns `data`."""
+        answer = self.query(shop, query, variables)
+        if answer.withheld:
+            raise ShopifyRefused(f"GraphQL call to {shop}: fields withheld: {sorted(answer.withheld)}",
+                                 "shopify_access_denied")
+        return answer.data
+
+    def query(self, shop: str, query: str, variables: dict | None = None) -> Answer:
+        """Run one GraphQL query. Waits out throttling (HTTP 200 with THROTTLED, or 429 with
+        Retry-After), retries 5xx and timeouts with growing pauses, and refreshes the token once
+        on a 401. A field Shopify withholds (ACCESS_DENIED on a path inside `data`) comes back
+        null and named in `withheld`; every other error is classified (`_classify`)."""
         url = f"{self.settings.shop_url(shop)}/admin/api/{self.settings.api_version}/graphql.json"
         token = self.access_token(shop)
         refreshed, attempt, throttled_for = False, 0, 0.0
@@ -175,9 +229,10 @@ class AdminClient:
             if resp.status_code == 401:
                 self._forget_refused(shop, token)
                 raise ShopifyAuthError(f"GraphQL call to {shop} refused: HTTP 401 after a refresh")
-            if resp.status_code == 403:
-                # A missing scope, not a dead token: keep it.
-                raise ShopifyAuthError(f"GraphQL call to {shop} refused: HTTP 403")
+            if resp.status_code in REFUSING_STATUSES:
+                # A missing scope, a frozen or locked shop: not a dead token, so keep it.
+                raise ShopifyRefused(f"GraphQL call to {shop} refused: HTTP {resp.status_code} {resp.text[:200]}",
+                                     REFUSING_STATUSES[resp.status_code])
             if resp.status_code == 429 or resp.status_code >= 500:
                 if attempt == MAX_ATTEMPTS:
                     raise ShopifyUnavailable(f"GraphQL call to {shop}: HTTP {resp.status_code}")
@@ -199,9 +254,7 @@ class AdminClient:
                 attempt -= 1
                 self.sleep(wait)
                 continue
-            if errors:
-                raise ShopifyError(f"GraphQL errors from {shop}: {errors}")
-            return body["data"]
+            return _classify(shop, body, errors)
         raise ShopifyUnavailable(f"GraphQL call to {shop} did not succeed")
 
     def _note_bucket(self, shop: str, cost: dict) -> None:
@@ -222,14 +275,34 @@ class AdminClient:
         elapsed = time.monotonic() - status["at"]
         available = min(float(status["maximumAvailable"]),
                         float(status["currentlyAvailable"]) + elapsed * restore)
-        need = float(status.get("last_cost") or 0)
+        need = float(status.get("last_cost") or 0) + self.reserve * float(status["maximumAvailable"])
         if available < need:
             self.sleep((need - available) / restore)
 
 
+def _classify(shop: str, body: dict, errors: list[dict]) -> Answer:
+    """Field-level denials inside an answer that has data are withheld fields (Shopify's protected
+    customer data); any other error is permanent (ShopifyRefused) or transient."""
+    data = body.get("data")
+    denied = [e for e in errors if _code(e) == "ACCESS_DENIED" and e.get("path")]
+    others = [e for e in errors if e not in denied]
+    if data is not None and not others:
+        return Answer(data, frozenset(tuple(e["path"]) for e in denied))
+    detail = f"GraphQL errors from {shop}: {[(_code(e), e.get('message')) for e in (others or denied)][:3]}"
+    codes = {PERMANENT_CODES.get(_code(e) or "") for e in (others or denied)}
+    permanent = sorted(c for c in codes if c)
+    if permanent:
+        raise ShopifyRefused(detail, permanent[0])
+    raise ShopifyUnavailable(detail)   # INTERNAL_SERVER_ERROR and the unknown: try again later
+
+
+def _code(error: dict) -> str | None:
+    return (error.get("extensions") or {}).get("code")
+
+
 def _fresh(row: dict) -> bool:
     expires = row["access_token_expires_at"]
-    return expires is None or expires - REFRESH_MARGIN > datetime.now(timezone.utc)
+    return expires is not None and expires - REFRESH_MARGIN > datetime.now(timezone.utc)
 
 
 def _oauth_error(resp) -> str | None:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from shopify.utils.shop_url import sanitize_shop_domain
 
 from . import crypto, db
+from .config import ALL_ORDERS_SCOPE, REQUIRED_SCOPES
 
 
 def valid_shop_domain(value) -> str | None:
@@ -83,6 +84,12 @@ def save_tokens(domain: str, tokens: Tokens, conn=None) -> dict:
         return c.execute(sql, params).fetchone()
 
 
+def set_scopes(domain: str, scopes: str) -> dict | None:
+    with db.transaction() as c:
+        return c.execute("UPDATE shops SET scopes = %s, updated_at = now() WHERE domain = %s RETURNING *",
+                         (scopes, domain)).fetchone()
+
+
 def mark_uninstalled(domain: str) -> None:
     """Drop the tokens (they are dead anyway) and mark the shop. Safe to run twice:
     the first uninstall time is kept."""
@@ -103,10 +110,52 @@ def forget_tokens(domain: str, conn) -> None:
     Runs on the caller's connection, which holds the shop row's lock (see AdminClient)."""
     conn.execute(
         """UPDATE shops SET access_token_enc = NULL, access_token_expires_at = NULL,
-               refresh_token_enc = NULL, refresh_token_expires_at = NULL, updated_at = now()
+               refresh_token_enc = NULL, refresh_token_expires_at = NULL,
+               access_lost_at = COALESCE(access_lost_at, now()), updated_at = now()
            WHERE domain = %s""",
         (domain,),
     )
+
+
+def take_access_lost(shop_id: int):
+    """When Shopify last refused the shop's tokens for good, once: the home page tells the next
+    person who opens Skilvís (whose ID token got a new pair), then it is forgotten."""
+    with db.transaction() as c:
+        row = c.execute("""UPDATE shops SET access_lost_at = NULL FROM (SELECT access_lost_at FROM shops
+                                                                         WHERE id = %s FOR UPDATE) old
+                           WHERE shops.id = %s AND old.access_lost_at IS NOT NULL
+                           RETURNING old.access_lost_at""", (shop_id, shop_id)).fetchone()
+    return row["access_lost_at"] if row else None
+
+
+# A refresh token this close to its end is replaced by a token exchange on the next embedded
+# load (refresh tokens live 90 days; a shop nobody touched for that long would otherwise lose
+# Skilvís's access for good).
+RENEW_BEFORE = timedelta(days=14)
+
+
+def needs_new_tokens(shop: dict | None) -> bool:
+    """Installed, but the tokens should be replaced while an ID token is at hand: a token
+    without an expiry (retired by Shopify on 2027-01-01), or a refresh token near its end."""
+    if not is_installed(shop):
+        return False
+    if shop["access_token_expires_at"] is None:
+        return True
+    ends = shop["refresh_token_expires_at"]
+    return ends is not None and ends - RENEW_BEFORE < datetime.now(timezone.utc)
+
+
+def sees_all_orders(scopes: str | None) -> bool:
+    """Whether Shopify granted read_all_orders: without it the app sees 60 days of orders."""
+    return ALL_ORDERS_SCOPE in {s.strip() for s in (scopes or "").split(",")}
+
+
+def missing_scopes(scopes: str | None) -> list[str]:
+    """The scopes Skilvís needs that Shopify has not granted (read_all_orders among them)."""
+    granted = {s.strip() for s in (scopes or "").split(",")}
+    # read_orders is implied by read_all_orders' grant and by write_orders; read_returns by write_returns.
+    granted |= {s.replace("write_", "read_") for s in granted}
+    return [s for s in (*REQUIRED_SCOPES, ALL_ORDERS_SCOPE) if s not in granted]
 
 
 def is_installed(shop: dict | None) -> bool:

@@ -10,7 +10,8 @@ from . import decision as d
 from . import timeline
 
 
-def derive(case: d.Case, docs: list[dict], *, payday_connected: bool) -> tuple[str, dict | None]:
+def derive(case: d.Case, docs: list[dict], *, blocked: str | None = None) -> tuple[str, dict | None]:
+    """`blocked`: why the shop's settings keep a wanted document from being claimed."""
     failed = [doc for doc in docs if doc["status"] == "failed"]
     if failed:
         doc = failed[0]
@@ -26,9 +27,8 @@ def derive(case: d.Case, docs: list[dict], *, payday_connected: bool) -> tuple[s
         return case.state, case.reason.as_dict() if case.reason else None
     if docs:
         return "created", None
-    # The decision wants a document that was not claimed: processing is off.
-    code = "payday_not_connected" if not payday_connected else "automatic_processing_off"
-    return "open", {"code": code, "params": {}}
+    # The decision wants a document that was not claimed: the settings hold it back.
+    return "open", {"code": blocked or "automatic_processing_off", "params": {}}
 
 
 def upsert_case(conn, shop_id: int, order_id: int, case: d.Case, currency: str) -> int:
@@ -41,11 +41,11 @@ def upsert_case(conn, shop_id: int, order_id: int, case: d.Case, currency: str) 
     return row["id"]
 
 
-def refresh(conn, shop_id: int, order_id: int, cases: dict[int, d.Case], *, payday_connected: bool) -> None:
+def refresh(conn, shop_id: int, order_id: int, cases: dict[int, d.Case], *, blocked: str | None = None) -> None:
     """Recompute each case's status from its documents; note every change on the timeline."""
     for case_id, case in cases.items():
         docs = conn.execute("SELECT * FROM documents WHERE case_id = %s ORDER BY id", (case_id,)).fetchall()
-        status, why = derive(case, docs, payday_connected=payday_connected)
+        status, why = derive(case, docs, blocked=blocked)
         amount = sum((Decimal(doc["total"]) for doc in docs), Decimal(0)) if docs else case.amount
         before = conn.execute("SELECT status, reason, amount FROM cases WHERE id = %s", (case_id,)).fetchone()
         if (before["status"], before["reason"], before["amount"]) != (status, why, amount):

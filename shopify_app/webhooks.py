@@ -66,8 +66,11 @@ def receive():
     headers = {name: _header(name) for name in HEADERS if name != "hmac"}
     missing = [HEADERS[n][0] for n in REQUIRED if not headers[n]]
     shop = shops.valid_shop_domain(headers["shop"])
-    # The duplicate key: Shopify's event id, the same on every redelivery of one event.
-    event_key = headers["event_id"] or headers["webhook_id"] or "sha256-" + hashlib.sha256(body).hexdigest()
+    # The duplicate key: the topic and Shopify's event id, the same on every redelivery of one
+    # event; one change can be several topics' event (a refund's refunds/create and its
+    # transaction's order_transactions/create), and each topic is work of its own.
+    event_key = (f"{headers['topic'] or ''}:"
+                 + (headers["event_id"] or headers["webhook_id"] or "sha256-" + hashlib.sha256(body).hexdigest()))
 
     error, payload = None, None
     if missing:

@@ -116,6 +116,15 @@
     }
   });
 
+  document.addEventListener("click", async function (event) {
+    const button = event.target.closest("button[data-action=read-again]");
+    if (!button) return;
+    button.disabled = true;
+    const data = await api("/api/orders/" + button.dataset.orderId + "/read-again", { method: "POST", body: {} });
+    setMessage(document.getElementById("read-again-message"), data);
+    if (!data.ok) button.disabled = false;
+  });
+
   // --- credit by hand ---------------------------------------------------------------------
   const creditForm = document.getElementById("credit-form");
   if (creditForm) {
@@ -195,6 +204,21 @@
       td2.appendChild(select); tr.append(td1, td2); tbody.appendChild(tr);
       $("custom-gateway").value = "";
     });
+    $("find-customer").addEventListener("click", async function () {
+      const data = await api("/api/settings/payday-customers?q=" + encodeURIComponent($("customer-search").value));
+      setMessage($("customer-search-message"), data.ok ? { ok: true, message: data.message } : data);
+      if (!data.ok) return;
+      const select = $("default-customer");
+      const chosen = select.value;
+      select.querySelectorAll("option").forEach(function (opt) { if (opt.value && opt.value !== chosen) opt.remove(); });
+      (data.customers || []).forEach(function (c) {
+        if (c.id === chosen) return;
+        const opt = document.createElement("option");
+        opt.value = c.id; opt.textContent = c.label;
+        select.appendChild(opt);
+      });
+      if (data.customers && data.customers.length && !chosen) select.value = data.customers[0].id;
+    });
     $("save-settings").addEventListener("click", async function () {
       const mapping = {};
       settingsForm.querySelectorAll("select.payment-type").forEach(function (select) {
@@ -206,6 +230,7 @@
         send_email: $("send-email").checked,
         auto_process: $("auto-process").checked,
         invoices_from: $("invoices-from").value,
+        default_customer_id: $("default-customer").value,
       });
       const data = await api("/api/settings", { method: "POST", body: body });
       setMessage($("settings-message"), data);

@@ -130,7 +130,7 @@ def run_jobs(redis):
     from shopify_app import jobqueue
 
     def run(max_jobs=None):
-        worker = SimpleWorker([jobqueue.queue(redis)], connection=redis)
+        worker = SimpleWorker(jobqueue.queues(redis), connection=redis)
         worker.work(burst=True, max_jobs=max_jobs)
         return worker
 

@@ -44,7 +44,7 @@ def test_an_earlier_start_of_invoicing_from_the_command_line_asks_for_the_histor
     assert result.exit_code == 0, result.output
     start = shop_settings.load(shops.get(SHOP)["id"]).invoices_from
     assert start == datetime(2026, 1, 1, tzinfo=timezone.utc) and "invoices_from: 2026-01-01" in result.output
-    assert [job_id.split("-")[0] for job_id in jobqueue.queue().job_ids] == ["backfill"]
+    assert [job_id.split("-")[0] for job_id in jobqueue.queue(history=True).job_ids] == ["backfill"]
 
 
 def test_automatic_processing_needs_payday_first(app):

@@ -77,13 +77,20 @@ def reason_codes_in_the_code() -> set[str]:
     for a, b in re.findall(r'why = "(\w+)" if .* else "(\w+)"', decision):
         codes |= {a, b}
     codes |= set(re.findall(r'"code": "(\w+)"', status))
-    codes |= set(re.findall(r'code = "(\w+)" if .* else "(\w+)"', status)[0])
+    # why the settings hold a document back: ShopSettings.holds_back
+    codes |= set(re.findall(r'return "(\w+)"', (CODE / "shop_settings.py").read_text()))
+    # how Shopify refused: ShopifyRefused.code
+    from shopify_app.shopify_admin import PERMANENT_CODES, REFUSING_STATUSES
+    codes |= set(PERMANENT_CODES.values()) | set(REFUSING_STATUSES.values())
     # "payday_" + the document's last_error_kind (or "error")
     kinds = set(re.findall(r'_give_up\(doc, "(\w+)"', docs)) | set(re.findall(r"last_error_kind = '(\w+)'", docs))
     codes |= {f"payday_{k}" for k in kinds | {"error"}}
     # why a pass could not read an order: pipeline._finish(order_id, error="...")
-    codes |= set(re.findall(r'_finish\(order_id, error="(\w+)"', (CODE / "pipeline.py").read_text()))
-    codes |= set(re.findall(r'return "(\w+)"', (CODE / "reconcile.py").read_text()))   # why a history read stopped
+    pipeline = (CODE / "pipeline.py").read_text()
+    codes |= set(re.findall(r'_finish\(order_id, error="(\w+)"', pipeline))
+    codes |= set(re.findall(r'_finish\(order_id, error="\w+" if .* else "(\w+)"', pipeline))
+    reconcile = (CODE / "reconcile.py").read_text()   # why a history read stopped
+    codes |= set(re.findall(r'return "(\w+)"', reconcile)) | set(re.findall(r'error="(\w+)"', reconcile))
     migration = (CODE / "migrations" / "0004_manual_credits.sql").read_text()
     codes |= set(re.findall(r"'code', '(\w+)'(?!\s*\|\|)", migration))
     return codes
@@ -94,7 +101,9 @@ def test_every_reason_the_code_can_emit_exists_in_both_languages(app):
     assert {"waiting_for_close", "customer_owes", "refund_pending", "payment_pending", "refund_owed",
             "nothing_refunded", "refund_failed", "return_declined", "return_canceled", "unsupported_vat_rate",
             "payday_validation", "payday_auth", "payday_transient", "retrying", "automatic_processing_off",
-            "payday_not_connected", "before_start", "order_too_large", "shopify_auth"} <= codes
+            "payday_not_connected", "before_start", "shopify_auth", "default_customer_missing", "test_order",
+            "order_outside_window", "shopify_access_denied", "shopify_query_refused", "shop_frozen",
+            "history_bulk_running"} <= codes
     params = {"amount": "5000", "currency": "ISK", "rate": "25.5", "item": "Krús", "error": "Villa X",
               "attempts": "2", "next_attempt_at": "2026-11-23T14:05:00+00:00",
               "date": "2026-11-21T09:30:00+00:00"}

@@ -231,27 +231,6 @@ def test_work_for_one_order_never_runs_twice_at_once(system, closed_return, payd
     assert len(payday.invoices) == 1
 
 
-def test_an_order_too_large_to_read_is_shown_to_the_merchant_not_lost(system, client, payday):
-    from shopify_app import facts, orders, shops
-
-    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
-    store = system.shopify.store
-    o = store.create_order(SHOP, {**ORDER, "currency": "ISK", "taxes_included": True,
-                                  "lines": [{**ORDER["lines"][0], "quantity": 40}]})
-    for _ in range(facts.LIST_LIMITS["refunds"]):
-        store.apply(o, {"do": "refund", "lines": [{"sku": "KRUS", "quantity": 1}]})
-    store.drain()
-    order_id = orders.request_work(shops.get(SHOP)["id"], o.id)
-    orders.enqueue(order_id)
-    run_worker_until_idle()
-    assert payday.invoices == [] and rows("SELECT last_error FROM orders") == [{"last_error": "order_too_large"}]
-    query = {"embedded": "1", "shop": SHOP, "id_token": system.shopify.id_token(SHOP), "locale": "en"}
-    home = client.get("/", query_string=query).get_data(as_text=True)
-    assert 'data-testid="unreadable"' in home and "#1001" in home and "Make its credit invoices in Payday by hand" in home
-    credit = client.get(f"/orders/{order_id}/credit", query_string=query)
-    assert credit.status_code == 409 and "cannot read this order" in credit.get_data(as_text=True)
-
-
 def test_orders_unread_while_shopify_refused_the_token_are_read_once_the_app_is_opened(system, client, closed_return,
                                                                                        payday):
     system.shopify.deliver()

@@ -89,12 +89,12 @@ def test_a_history_read_that_fails_is_shown_and_asked_again_until_it_finishes(cl
     token = system.shopify.id_token(SHOP)
     assert backfill_shown(client, token) is None
 
-    system.shopify.fail_next(1, status=403)   # Shopify refuses the read: the job fails
+    system.shopify.fail_next(1, status=403)   # Shopify refuses the read (a scope): the job fails
     start = shop_settings.load(shop_id).invoices_from
     shop_settings.save(shop_id, invoices_from=start - timedelta(days=1))
     run_worker_until_idle()
     html = client.get("/settings", query_string={"embedded": "1", "shop": SHOP, "id_token": token, "locale": "is"})
-    assert "er ekki lokið: Shopify hafnaði aðgangi Skilvís" in html.get_data(as_text=True)
+    assert "er ekki lokið: Shopify neitaði Skilvís um aðgang" in html.get_data(as_text=True)
     assert payday.invoices == []
 
     reconcile.reconcile_all()   # the periodic pass finds the read unfinished in Postgres

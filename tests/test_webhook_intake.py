@@ -26,7 +26,7 @@ def test_valid_hmac_is_stored_and_enqueued(client, redis):
     resp = client.post("/webhooks", data=body, headers=webhook_headers(body, API_SECRET, event_id="e1"))
     assert resp.status_code == 200
     [event] = _events()
-    assert (event["shop_domain"], event["event_key"], event["topic"], event["status"]) == (SHOP, "e1", "returns/close", "received")
+    assert (event["shop_domain"], event["event_key"], event["topic"], event["status"]) == (SHOP, "returns/close:e1", "returns/close", "received")
     assert event["payload"] == CLOSE
     assert _queued(redis) == [f"event-{event['id']}"]
 

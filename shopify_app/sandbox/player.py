@@ -59,14 +59,21 @@ class System:
 def run_worker_until_idle(connection=None) -> None:
     """Real RQ work: a forking worker in burst mode, which returns once the queue is empty."""
     connection = connection or jobqueue.redis_connection()
-    Worker([jobqueue.queue(connection)], connection=connection).work(burst=True, logging_level="WARNING")
+    Worker(jobqueue.queues(connection), connection=connection).work(burst=True, logging_level="WARNING")
 
 
-def install_shop(system: System, *, currency: str, taxes_included: bool, gateways) -> int:
+DEFAULT_CUSTOMER = {"name": "Staðgreiðsluviðskiptavinur"}
+
+
+def install_shop(system: System, *, currency: str, taxes_included: bool, gateways,
+                 protected_customer_data: bool = True) -> int:
     """Install the shop the way Shopify does (an embedded load whose ID token is exchanged),
-    then connect it to the Payday stand-in with a payment type for each gateway."""
-    if SHOP not in system.shopify.store.shops:
-        system.shopify.store.create_shop(SHOP, currency=currency, taxes_included=taxes_included)
+    then connect it to the Payday stand-in with a payment type for each gateway and the cash
+    customer that invoices go to when Shopify withholds the buyer's details."""
+    store = system.shopify.store
+    if SHOP not in store.shops:
+        store.create_shop(SHOP, currency=currency, taxes_included=taxes_included)
+    store.shop(SHOP).protected_customer_data = protected_customer_data
     system.shopify.webhook_url = f"{system.app_url}/webhooks"
     system.shopify.compliance_webhook_url = f"{system.app_url}/webhooks/compliance"
     resp = requests.get(f"{system.app_url}/", params={"embedded": "1", "shop": SHOP,
@@ -76,8 +83,10 @@ def install_shop(system: System, *, currency: str, taxes_included: bool, gateway
     system.payday.add_client(*PAYDAY_CLIENT)
     mapping = {gateway: system.payday.add_payment_type(f"Shopify: {gateway}", client_id=PAYDAY_CLIENT[0])["id"]
                for gateway in sorted(set(gateways))}
+    cash = system.payday.add_customer(client_id=PAYDAY_CLIENT[0], **DEFAULT_CUSTOMER)
     shop_settings.save(shop_id, payday_client_id=PAYDAY_CLIENT[0], payday_client_secret=PAYDAY_CLIENT[1],
-                       payday_environment="test", payment_types=mapping, send_email=False, auto_process=True)
+                       payday_environment="test", payment_types=mapping, send_email=False, auto_process=True,
+                       payday_default_customer_id=str(cash["id"]), payday_default_customer_name=cash["name"])
     return shop_id
 
 
@@ -94,7 +103,8 @@ class Player:
         rng = random.Random(delivery.get("seed", 1))
         gateway = (scenario["order"].get("payment") or {}).get("gateway", "shopify_payments")
         shop_id = install_shop(self.system, currency=currency, taxes_included=shop_spec.get("taxes_included", True),
-                               gateways=[gateway])
+                               gateways=[gateway],
+                               protected_customer_data=shop_spec.get("protected_customer_data", True))
         order = store.create_order(SHOP, {**scenario["order"], "currency": currency,
                                           "taxes_included": shop_spec.get("taxes_included", True)})
         self._deliver(delivery, rng, shop_id)
@@ -111,9 +121,11 @@ class Player:
         self.system.shopify.deliver(duplicate=int(delivery.get("duplicate", 1)), shuffle=bool(delivery.get("shuffle")),
                                     drop=float(delivery.get("drop", 0)), rng=rng)
         run_worker_until_idle()
-        if delivery.get("drop"):
-            reconcile.reconcile_shop(shop_id)   # as the periodic job would
-            run_worker_until_idle()
+        # Then the periodic reconciliation, as in production: it catches the webhooks a `drop`
+        # lost, and a payment that settles in place, which no subscribed topic announces
+        # (shopify.app.toml has no orders/updated).
+        reconcile.reconcile_shop(shop_id)
+        run_worker_until_idle()
 
     def statuses(self, order) -> dict:
         labels = {f"gid://shopify/Return/{r.id}": r.label for r in order.returns}
@@ -145,7 +157,8 @@ class Player:
                 lines.append({"kind": kept["kind"], "sku": kept["sku"],
                               "quantity": -quantity if kept["quantity"] < 0 else quantity,
                               "amount": str(amount), "tax_rate": vat_rate(sent["vatPercentage"])})
-            result.append({"trigger": doc["trigger"], "return": labels.get(doc["return_gid"]),
+            result.append({"trigger": doc["trigger"], "customer": {"by": doc["customer_by"]},
+                           "return": labels.get(doc["return_gid"]),
                            "number": None if invoice.get("number") is None else str(invoice["number"]),
                            "lines": lines,
                            "total": str(sum((Decimal(ln["amount"]) for ln in lines), Decimal(0)))})
@@ -162,11 +175,16 @@ def compare(result: dict, scenario: dict) -> list[str]:
     problems = []
     expect = scenario.get("expect") or {}
 
-    def strip(docs):
-        return [{k: v for k, v in d.items() if k != "number"} for d in docs]
+    def strip(docs, like=None):
+        """Numbers are Payday's; a key the expectation leaves out (an older file's `customer`) is not compared."""
+        return [{k: v for k, v in d.items() if k != "number" and (want is None or k in want)}
+                for d, want in zip(docs, like or [None] * len(docs))]
 
-    if "documents" in expect and strip(result["documents"]) != strip(expect["documents"]):
-        problems.append(f"documents: expected {strip(expect['documents'])}, got {strip(result['documents'])}")
+    if "documents" in expect:
+        got = strip(result["documents"], expect["documents"]) if len(result["documents"]) == len(expect["documents"]) \
+            else strip(result["documents"])
+        if got != strip(expect["documents"]):
+            problems.append(f"documents: expected {strip(expect['documents'])}, got {got}")
     if "statuses" in expect and result["statuses"] != expect["statuses"]:
         problems.append(f"statuses: expected {expect['statuses']}, got {result['statuses']}")
     for n, (step, played) in enumerate(zip(scenario["steps"], result["steps"]), 1):

@@ -41,6 +41,7 @@ from graphql.type import GraphQLIncludeDirective, GraphQLSkipDirective
 
 SCHEMA_FILE = Path(__file__).with_name("admin-schema-2026-10.json.gz")
 THROTTLE_DOCS = "https://shopify.dev/api/usage/rate-limits"
+MUTATION_COST = 10  # what Shopify charges a mutation (captured: bulkOperationRunQuery requestedQueryCost 10)
 
 _schema: GraphQLSchema | None = None
 _schema_lock = threading.Lock()
@@ -133,12 +134,24 @@ def _compare(beyond, a, b) -> bool:
 class _Run:
     """What one request accumulates while it executes: its actual cost and search warnings."""
 
-    def __init__(self):
+    def __init__(self, version: str | None = None):
         self.cost = 0
         self.search: list[dict] = []
+        self.version = version  # the API version in the request's path
+        self.withheld: frozenset = frozenset()  # (type, field) pairs the shop withholds from the app
+
+
+# Shopify's words for a field of protected customer data the app is not approved for
+# (https://shopify.dev/docs/apps/launch/protected-customer-data, "GraphQL Admin API request with
+# unapproved fields"): the field is null and the 200 answer carries this error at its path.
+PROTECTED_DATA_MESSAGE = ("This app is not approved to access the {type} object. "
+                          "See https://partners.shopify.com/1/apps/1/customer_data for more details.")
 
 
 def _resolve(source, info, **args):
+    if (info.parent_type.name, info.field_name) in info.context.withheld:
+        raise GraphQLError(PROTECTED_DATA_MESSAGE.format(type=info.parent_type.name),
+                           extensions={"code": "ACCESS_DENIED"})
     value = source.get(info.field_name) if isinstance(source, Mapping) else getattr(source, info.field_name, None)
     if callable(value):
         value = value(**args)
@@ -272,6 +285,9 @@ class GraphQLService:
         self.restore_rate = restore_rate
         self.max_query_cost = max_query_cost
         self.monotonic = monotonic
+        # Mutations: `mutation_root_for(shop, run)` gives the root of the few the stand-in runs
+        # (bulkOperationRunQuery); any other mutation is refused. Each costs MUTATION_COST.
+        self.mutation_root_for = None
         self.buckets: dict[str, Bucket] = {}
         self._buckets_lock = threading.Lock()
 
@@ -300,7 +316,8 @@ class GraphQLService:
 
     # --- a request -----------------------------------------------------------------------
 
-    def answer(self, shop: str, query: str, variables: dict | None = None, operation_name: str | None = None) -> dict:
+    def answer(self, shop: str, query: str, variables: dict | None = None, operation_name: str | None = None,
+               version: str | None = None) -> dict:
         """The JSON body Shopify would send (always with HTTP 200)."""
         schema_ = schema()
         try:
@@ -315,13 +332,19 @@ class GraphQLService:
             return self._refused(shop, [{"message": "An operation name is required" if operation_name is None
                                          else f"No operation named {operation_name!r}",
                                          "extensions": {"code": "operationNotFound"}}])
-        if operation.operation != OperationType.QUERY:
-            return self._refused(shop, [{"message": "The Shopify stand-in answers queries only.",
+        run = _Run(version)
+        mutation_root = self._mutation_root(shop, run, operation)
+        if operation.operation != OperationType.QUERY and mutation_root is None:
+            return self._refused(shop, [{"message": "The Shopify stand-in answers queries and bulkOperationRunQuery only.",
                                          "extensions": {"code": "operationNotSupported"}}])
         coerced = get_variable_values(schema_, operation.variable_definitions or [], variables or {})
         if isinstance(coerced, list):
             return self._refused(shop, [_formatted(e, "variableMismatch") for e in coerced])
-        requested = _Costing(schema_, document, coerced).selection(schema_.query_type, [operation.selection_set])
+        if mutation_root is not None:
+            requested = MUTATION_COST * sum(isinstance(sel, FieldNode) and sel.name.value != "__typename"
+                                            for sel in operation.selection_set.selections)
+        else:
+            requested = _Costing(schema_, document, coerced).selection(schema_.query_type, [operation.selection_set])
         if requested > self.max_query_cost:
             return self._refused(shop, [_max_cost_error(requested, self.max_query_cost)], requested)
         with self._buckets_lock:
@@ -331,11 +354,13 @@ class GraphQLService:
                                     "extensions": {"code": "THROTTLED", "documentation": THROTTLE_DOCS}}],
                         "extensions": {"cost": self._cost(shop, requested, None, bucket.available)}}
             bucket.available -= requested
-        run = _Run()
         with self.lock:
-            result = execute(schema_, document, root_value=self.root_for(shop, run), context_value=run,
+            root = mutation_root if mutation_root is not None else self.root_for(shop, run)
+            result = execute(schema_, document, root_value=root, context_value=run,
                              variable_values=variables or {}, operation_name=operation_name,
                              field_resolver=_resolve)
+        if mutation_root is not None:
+            run.cost = requested  # a mutation costs what it was asked at, whatever it returns
         with self._buckets_lock:
             bucket = self._bucket(shop)
             bucket.available = min(float(self.maximum_available), bucket.available + requested - run.cost)
@@ -348,6 +373,17 @@ class GraphQLService:
         if run.search:
             body["extensions"]["search"] = run.search
         return body
+
+    def _mutation_root(self, shop: str, run, operation):
+        """The root for a mutation the stand-in runs (every root field one it knows), else None."""
+        if operation.operation != OperationType.MUTATION or self.mutation_root_for is None:
+            return None
+        root = self.mutation_root_for(shop, run)
+        selections = operation.selection_set.selections
+        if all(isinstance(sel, FieldNode) and (sel.name.value in root or sel.name.value == "__typename")
+               for sel in selections):
+            return root
+        return None
 
     def _refused(self, shop: str, errors: list[dict], requested: int = 0) -> dict:
         with self._buckets_lock:

@@ -21,6 +21,21 @@ from .shopify_store import (
 )
 
 _GID = re.compile(r"gid://shopify/(\w+)/(\d+)")
+
+# Level-2 protected customer data (https://shopify.dev/docs/apps/launch/protected-customer-data:
+# name, address, phone, e-mail): (type, field) pairs answered null with an ACCESS_DENIED error
+# when the shop has not approved the app for them (shopify_graphql._resolve). For addresses the
+# stand-in withholds everything that places a person (Shopify names lines 1 and 2, geolocation and
+# zip; company, city and province are the harsher guess); the country stays visible.
+PROTECTED_FIELDS = frozenset({
+    ("Order", "email"), ("Order", "phone"),
+    *(("Customer", f) for f in ("firstName", "lastName", "displayName", "email", "phone", "defaultEmailAddress",
+                                "defaultPhoneNumber", "defaultAddress", "addresses", "addressesV2")),
+    ("CustomerEmailAddress", "emailAddress"), ("CustomerPhoneNumber", "phoneNumber"),
+    *(("MailingAddress", f) for f in ("name", "firstName", "lastName", "company", "address1", "address2", "city",
+                                      "zip", "phone", "province", "provinceCode", "latitude", "longitude",
+                                      "formatted", "formattedArea")),
+})
 _KINDS = {"Order": Order, "Return": Return, "Refund": Refund, "LineItem": LineItem, "OrderTransaction": Transaction}
 
 
@@ -43,6 +58,8 @@ def bag(amount: Decimal, currency: str) -> dict:
 def root(store: Store, domain: str, run) -> dict:
     """QueryRoot for one shop: what the Skilvís reader needs (order, orders, shop, node)."""
     shop = store.shop(domain)
+    if not shop.protected_customer_data:
+        run.withheld = PROTECTED_FIELDS
 
     def one(kind):
         def find(id, **_):
@@ -59,8 +76,16 @@ def root(store: Store, domain: str, run) -> dict:
         "refund": one("Refund"),
         "node": lambda id, **_: _node(store, shop, id),
         "nodes": nodes,
-        "orders": lambda **args: orders(shop, args, run),
+        "orders": lambda **args: orders(shop, args, run, store.visible),
+        "currentAppInstallation": lambda **_: app_installation(shop),
     }
+
+
+def app_installation(shop: Shop) -> dict:
+    """QueryRoot.currentAppInstallation: the scopes granted on this shop."""
+    return {"__typename": "AppInstallation", "id": gid("AppInstallation", shop.id),
+            "accessScopes": [{"__typename": "AccessScope", "handle": s, "description": s}
+                             for s in shop.granted_scopes]}
 
 
 def _node(store: Store, shop: Shop, global_id: str, kind: str | None = None):
@@ -73,6 +98,8 @@ def _node(store: Store, shop: Shop, global_id: str, kind: str | None = None):
     obj = store.objects.get(int(match[2]))
     if obj is None or not isinstance(obj, _KINDS.get(match[1], ())) or _shop_of(obj) is not shop:
         return None
+    if not store.visible(obj if isinstance(obj, Order) else obj.order):
+        return None  # older than 60 days without read_all_orders
     render = {Order: order_node, Return: return_node, Refund: refund_node, LineItem: line_item_node,
               Transaction: transaction_node}[type(obj)]
     return render(obj)
@@ -110,13 +137,14 @@ _SORT_KEYS = {
 }
 
 
-def orders(shop: Shop, args: dict, run) -> dict:
-    """QueryRoot.orders: Shopify's search syntax (the fields below), sorted, paged."""
+def orders(shop: Shop, args: dict, run, visible=lambda o: True) -> dict:
+    """QueryRoot.orders: Shopify's search syntax (the fields below), sorted, paged; only the
+    orders the app may see (`visible`: the 60-day window)."""
     query = args.get("query")
     terms, warnings = _search_terms(query or "", shop)
     if warnings:
         run.search.append({"path": ["orders"], "query": query, "warnings": warnings})
-    found = [o for o in shop.orders if all(term(o) for term in terms)]
+    found = [o for o in shop.orders if visible(o) and all(term(o) for term in terms)]
     key = _SORT_KEYS.get(args.get("sortKey") or "ID", _SORT_KEYS["ID"])
     keyed = sorted(([key(o), o.id], o) for o in found)
     return page([o for _, o in keyed], args, keys=[k for k, _ in keyed], render=order_node)
@@ -160,6 +188,8 @@ def _term(name: str, op: str, value: str, shop: Shop):
         return lambda o: o.customer["email"].lower() == value.lower()
     if name == "status":
         return lambda o: True  # open/any: no order here is ever closed or canceled
+    if name == "test" and value.lower() in ("true", "false"):
+        return lambda o: o.test == (value.lower() == "true")
     if not name:
         return lambda o: value.lower() in o.name.lower() or value.lower() in o.customer["email"].lower()
     return None
@@ -196,7 +226,7 @@ def order_node(o: Order) -> dict:
         "__typename": "Order", "id": gid("Order", o.id), "legacyResourceId": str(o.id), "name": o.name,
         "number": o.number - 1000, "createdAt": iso(o.created_at), "processedAt": iso(o.created_at),
         "updatedAt": iso(o.updated_at), "cancelledAt": None, "cancelReason": None, "closed": False,
-        "closedAt": None, "confirmed": True, "test": False, "edited": False, "note": None, "tags": [],
+        "closedAt": None, "confirmed": True, "test": o.test, "edited": False, "note": None, "tags": [],
         "currencyCode": cur, "presentmentCurrencyCode": cur, "taxesIncluded": o.taxes_included,
         "taxExempt": False, "dutiesIncluded": False, "estimatedTaxes": False, "requiresShipping": True,
         "email": o.customer["email"], "phone": o.customer.get("phone"),
@@ -204,10 +234,14 @@ def order_node(o: Order) -> dict:
             "__typename": "Customer", "id": gid("Customer", o.customer_id), "legacyResourceId": str(o.customer_id),
             "email": o.customer["email"], "firstName": first, "lastName": last,
             "displayName": f"{first} {last}".strip(), "phone": o.customer.get("phone"),
+            "defaultEmailAddress": _email_address(o), "defaultPhoneNumber": _phone_number(o),
+            "defaultAddress": dict(home), "addresses": lambda **_: [dict(home)],
+            "addressesV2": lambda **_: [dict(home)],
             "createdAt": iso(o.created_at), "updatedAt": iso(o.created_at), "taxExempt": False,
-            "verifiedEmail": True, "tags": [],
+            "verifiedEmail": True, "tags": [], "state": "DISABLED",
         },
-        "billingAddress": home, "shippingAddress": dict(home), "billingAddressMatchesShippingAddress": True,
+        "billingAddress": home, "shippingAddress": dict(home), "displayAddress": dict(home),
+        "billingAddressMatchesShippingAddress": True,
         "paymentGatewayNames": [o.gateway],
         "displayFinancialStatus": totals.financial_status, "displayFulfillmentStatus": "FULFILLED",
         "returnStatus": _return_status(o), "fullyPaid": totals.outstanding == 0 and totals.received > 0,
@@ -230,6 +264,23 @@ def order_node(o: Order) -> dict:
         "refunds": lambda **_: [refund_node(r) for r in o.refunds],
         "returns": lambda **_: [return_node(r) for r in o.returns],
     }
+
+
+def _email_address(o: Order) -> dict:
+    """Customer.defaultEmailAddress (Customer.email is deprecated for it since 2025-04)."""
+    return {"__typename": "CustomerEmailAddress", "emailAddress": o.customer["email"],
+            "marketingState": "NOT_SUBSCRIBED", "marketingOptInLevel": None, "marketingUpdatedAt": None,
+            "openTrackingLevel": "UNKNOWN", "validFormat": True, "sourceLocation": None,
+            "marketingUnsubscribeUrl": f"https://{o.shop.domain}/unsubscribe",
+            "openTrackingUrl": f"https://{o.shop.domain}/tracking"}
+
+
+def _phone_number(o: Order) -> dict | None:
+    phone = o.customer.get("phone")
+    return None if not phone else {
+        "__typename": "CustomerPhoneNumber", "phoneNumber": phone, "marketingState": "NOT_SUBSCRIBED",
+        "marketingOptInLevel": None, "marketingUpdatedAt": None, "marketingCollectedFrom": None,
+        "sourceLocation": None}
 
 
 def _address(o: Order) -> dict:
@@ -302,7 +353,7 @@ def transaction_node(t: Transaction) -> dict:
     refundable = t.amount - sum((c.amount for c in children), ZERO) if t.kind == "SALE" and t.status == SUCCESS else ZERO
     return {
         "__typename": "OrderTransaction", "id": gid("OrderTransaction", t.id), "kind": t.kind, "status": t.status,
-        "gateway": t.gateway, "formattedGateway": t.gateway.replace("_", " ").title(), "test": False,
+        "gateway": t.gateway, "formattedGateway": t.gateway.replace("_", " ").title(), "test": t.order.test,
         "amount": text(t.amount, cur), "amountV2": money(t.amount, cur), "amountSet": bag(t.amount, cur),
         "createdAt": iso(t.created_at), "processedAt": iso(t.processed_at), "errorCode": None,
         "authorizationCode": None, "manualPaymentGateway": t.gateway == "manual", "manuallyCapturable": False,

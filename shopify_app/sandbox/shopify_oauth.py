@@ -149,6 +149,7 @@ class TokenAuthority:
         self.client_id = client_id
         self.client_secret = client_secret
         self.scopes = scopes
+        self.scopes_for = None  # shop -> its granted scopes ("a,b"); None: `scopes` for every shop
         self.clock = clock
         self.lock = threading.RLock()
         self.reset()
@@ -209,6 +210,27 @@ class TokenAuthority:
         for refresh in self._refresh.values():
             if refresh.shop == shop:
                 refresh.retired = True
+
+    @_locked
+    def expire_refresh_tokens(self, shop: str) -> None:
+        """Every refresh token of the shop runs out now, as if its 90 days had passed."""
+        past = self.clock() - timedelta(seconds=1)
+        for refresh in self._refresh.values():
+            if refresh.shop == shop:
+                refresh.expires_at = past
+
+    @_locked
+    def revoke_refresh_tokens(self, shop: str) -> None:
+        """Every refresh token of the shop is revoked; its access tokens keep their hour."""
+        for refresh in self._refresh.values():
+            if refresh.shop == shop:
+                refresh.retired = True
+
+    @_locked
+    def non_expiring_offline(self, token: str | None) -> bool:
+        """Whether `token` is an (unrevoked) offline token that never expires."""
+        found = self._access.get(token or "")
+        return bool(found and not found.online and not found.revoked and found.expires_at is None)
 
     @_locked
     def access_token_valid(self, shop: str, token: str | None) -> bool:
@@ -306,19 +328,23 @@ class TokenAuthority:
         access = "shpat_" + secrets.token_hex(16)
         if not expiring:
             self._access[access] = _Access(shop, None)
-            return {"access_token": access, "scope": self.scopes}
+            return {"access_token": access, "scope": self._scope(shop)}
         refresh = "shprt_" + secrets.token_hex(16)
         self._access[access] = _Access(shop, now + timedelta(seconds=self.expires_in))
         self._refresh[refresh] = _Refresh(shop, now + timedelta(seconds=self.refresh_token_expires_in), parent)
-        return {"access_token": access, "scope": self.scopes, "expires_in": self.expires_in,
+        return {"access_token": access, "scope": self._scope(shop), "expires_in": self.expires_in,
                 "refresh_token": refresh, "refresh_token_expires_in": self.refresh_token_expires_in}
+
+    def _scope(self, shop: str) -> str:
+        """The scopes granted on `shop`, as the token response's `scope` reports them."""
+        return self.scopes_for(shop) if self.scopes_for is not None else self.scopes
 
     def _issue_online(self, shop: str, user_id: str) -> dict:
         access = "shpua_" + secrets.token_hex(16)
         self._access[access] = _Access(shop, self.clock() + timedelta(seconds=self.online_expires_in), online=True)
         user = int(user_id) if str(user_id).isdigit() else user_id
-        return {"access_token": access, "scope": self.scopes, "expires_in": self.online_expires_in,
-                "associated_user_scope": self.scopes,
+        return {"access_token": access, "scope": self._scope(shop), "expires_in": self.online_expires_in,
+                "associated_user_scope": self._scope(shop),
                 "associated_user": {"id": user, "first_name": "Staff", "last_name": "Member",
                                     "email": f"staff{user_id}@{shop}", "account_owner": str(user_id) == "1",
                                     "locale": "is", "collaborator": False, "email_verified": True}}

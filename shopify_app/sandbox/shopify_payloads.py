@@ -125,7 +125,40 @@ def _order_tax_lines(order) -> list[dict]:
 
 
 def order(o) -> dict:
-    """orders/updated: the whole order as it is now."""
+    """orders/updated: the whole order as it is now; without Level-2 approval on the shop its
+    names, e-mail, phone and addresses are redacted (null)."""
+    body = _order(o)
+    return body if o.shop.protected_customer_data else redacted(body)
+
+
+# Keys of a REST payload that carry Level-2 data (name, e-mail, phone, address), redacted when
+# the app is not approved for them (https://shopify.dev/docs/apps/launch/protected-customer-data:
+# "unapproved fields will be redacted"). Same harsher choice as the GraphQL side: all of an
+# address but its country.
+_PERSONAL = frozenset({"email", "contact_email", "phone", "first_name", "last_name", "name", "company",
+                       "address1", "address2", "city", "zip", "province", "province_code", "latitude",
+                       "longitude"})
+_PERSONAL_OBJECTS = ("customer", "billing_address", "shipping_address", "default_address")
+
+
+def redacted(payload: dict) -> dict:
+    """An order payload with its Level-2 fields null (the order's own `name`, #1001, stays)."""
+    out = {k: (None if k in ("email", "contact_email", "phone") else v) for k, v in payload.items()}
+    for key in _PERSONAL_OBJECTS:
+        if isinstance(out.get(key), dict):
+            out[key] = _redact_object(out[key])
+    return out
+
+
+def _redact_object(obj: dict) -> dict:
+    out = {k: (None if k in _PERSONAL else v) for k, v in obj.items()}
+    for key in _PERSONAL_OBJECTS:
+        if isinstance(out.get(key), dict):
+            out[key] = _redact_object(out[key])
+    return out
+
+
+def _order(o) -> dict:
     cur, zone, totals = o.currency, o.shop.timezone, o.totals()
 
     def amount(value):
@@ -168,7 +201,7 @@ def order(o) -> dict:
         "shipping_lines": [_shipping_line(s) for s in o.shipping_lines], "source_identifier": None,
         "source_name": "web", "source_url": None, "subtotal_price": amount(items_listed),
         "subtotal_price_set": money_set(items_listed, cur), "tags": "", "tax_exempt": False,
-        "tax_lines": _order_tax_lines(o), "taxes_included": o.taxes_included, "test": False, "token": token,
+        "tax_lines": _order_tax_lines(o), "taxes_included": o.taxes_included, "test": o.test, "token": token,
         "total_cash_rounding_payment_adjustment_set": money_set(ZERO, cur),
         "total_cash_rounding_refund_adjustment_set": money_set(ZERO, cur), "total_discounts": amount(discounts),
         "total_discounts_set": money_set(discounts, cur), "total_line_items_price": amount(items_listed + discounts),
@@ -192,7 +225,7 @@ def _transaction(t) -> dict:
     o, cur = t.order, t.order.currency
     return {
         "id": t.id, "order_id": o.id, "kind": t.kind.lower(), "gateway": t.gateway, "status": t.status.lower(),
-        "message": None, "created_at": timestamp(t.created_at, o.shop.timezone), "test": False,
+        "message": None, "created_at": timestamp(t.created_at, o.shop.timezone), "test": o.test,
         "authorization": f"{t.kind.lower()}_{t.id}",
         "location_id": None, "user_id": None, "parent_id": t.parent.id if t.parent else None,
         "processed_at": timestamp(t.processed_at, o.shop.timezone), "device_id": None, "error_code": None,
@@ -297,6 +330,15 @@ def shop(s) -> dict:
         "enabled_presentment_currencies": [s.currency], "marketing_sms_consent_enabled_at_checkout": False,
         "transactional_sms_disabled": False,
     }
+
+
+def scopes_update(s, id_: int, previous, current, moment) -> dict:
+    """app/scopes_update, as https://shopify.dev/changelog/new-webhook-topic-app-scopes_update
+    shows it, with the `shop_id` added in 2025-07
+    (https://shopify.dev/changelog/add-shopid-to-appscopesupdate-webhook-payload)."""
+    return {"id": id_, "previous": list(previous), "current": list(current),
+            "updated_at": moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "shop_id": s.id}
 
 
 def shop_redact(s) -> dict:

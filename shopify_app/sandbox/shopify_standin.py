@@ -8,10 +8,14 @@ API of `x.myshopify.com` is then `<url>/shops/x.myshopify.com/admin/...`.
 - `POST /shops/<shop>/admin/oauth/access_token`: Shopify's token endpoint (shopify_oauth.py);
   `GET /shops/<shop>/admin/oauth/authorize` sends the browser back to the app with a code.
 - `POST /shops/<shop>/admin/api/<version>/graphql.json`: the GraphQL Admin API over the
-  store, with cost and throttling (shopify_graphql.py, shopify_nodes.py).
+  store, with cost and throttling (shopify_graphql.py, shopify_nodes.py); the one mutation it
+  runs is `bulkOperationRunQuery` (shopify_bulk.py), whose file is `GET /bulk/<n>.jsonl`.
 - Webhooks: every change in the store (shopify_store.py) queues Shopify's webhooks;
-  `deliver()` sends them, signed, to `webhook_url` (compliance topics to
-  `compliance_webhook_url`), optionally duplicated, shuffled or partly dropped.
+  `deliver()` sends those the app subscribes to (`subscriptions`, by default the
+  `[[webhooks.subscriptions]]` of the app's shopify.app.toml, `include_fields` applied), signed,
+  to `webhook_url` (compliance topics always, to `compliance_webhook_url`), optionally
+  duplicated, shuffled or partly dropped. A queued topic nobody subscribes to is never sent
+  (kept in `unsubscribed`).
 - `/_control/...`: a small JSON API over the same Python methods, for the sandbox UI. It has
   no authentication: the server listens on 127.0.0.1 only.
 """
@@ -30,14 +34,16 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import requests
 from flask import Flask, jsonify, redirect, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from . import shopify_app_toml as app_toml
 from . import shopify_nodes
+from .shopify_bulk import BulkOperations
 from .shopify_graphql import GraphQLService
 from .shopify_money import text
 from .shopify_oauth import OAuthError, TokenAuthority
@@ -46,13 +52,22 @@ from .shopify_store import Event, Store, StoreError
 log = logging.getLogger(__name__)
 
 API_VERSION = "2026-10"
-SCOPES = "read_orders,read_returns"
+SCOPES = ",".join(app_toml.requested_scopes())  # what the app's shopify.app.toml requests
 COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+# After 2027-01-01 Shopify refuses Admin API calls made with a non-expiring offline token (shopify.md
+# §0): 403 and these words (body: megaapp977/stack#654; status: docs/SHOPIFY_MODEL.md).
+NON_EXPIRING_RETIRED_AT = datetime(2027, 1, 1, tzinfo=timezone.utc)
+NON_EXPIRING_REFUSED = ("[API] Non-expiring access tokens are no longer accepted for the Admin API. Start using "
+                        "expiring offline tokens: https://shopify.dev/docs/apps/build/authentication-authorization/"
+                        "access-tokens/offline-access-tokens#expiring-vs-non-expiring-offline-tokens")
 WEBHOOK_TIMEOUT = 5  # seconds: Shopify gives up on a webhook that is not answered in 5 s
 _SHOP = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
 _VERSION = re.compile(r"\d{4}-(01|04|07|10)|unstable")
 _DEFAULT_FAILURE_BODIES = {
+    401: {"errors": INVALID_TOKEN}, 402: {"errors": "Unavailable Shop"},
+    403: {"errors": "[API] This action requires merchant approval for read_orders scope."},
+    404: {"errors": "Not Found"}, 423: {"errors": "This store is unavailable"},
     429: {"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."},
     500: {"errors": "Internal Server Error"}, 502: {"errors": "Bad Gateway"},
     503: {"errors": "Service Unavailable"}, 504: {"errors": "Gateway Timeout"},
@@ -82,15 +97,25 @@ class ShopifyStandin:
     """The stand-in and its Python control surface. `start()` serves it; `reset()` empties it."""
 
     def __init__(self, client_id: str, client_secret: str, *, scopes: str = SCOPES, api_version: str = API_VERSION,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, subscriptions=None):
+        """`scopes`: what the app requests (each shop is granted them less read_all_orders until
+        `grant_scopes`); `subscriptions`: the webhook subscriptions (default: the toml's; a list of
+        topic names, toml-shaped dicts or app_toml.Subscription), restored by `reset()`."""
         self.client_id = client_id
         self.client_secret = client_secret
         self.api_version = api_version
         self.host, self.port = host, port
         self.clock = _utc_now
-        self.store = Store(clock=lambda: self.clock())
+        self.store = Store(clock=lambda: self.clock(), requested_scopes=scopes)
         self.oauth = TokenAuthority(client_id, client_secret, scopes, clock=lambda: self.clock())
-        self.graphql = GraphQLService(lambda shop, run: shopify_nodes.root(self.store, shop, run), self.store.lock)
+        self.oauth.scopes_for = self.store.granted_scope
+        self._default_subscriptions = (app_toml.subscriptions() if subscriptions is None
+                                       else app_toml.subscription_list(subscriptions))
+        self.bulk = BulkOperations(lambda shop, run: shopify_nodes.root(self.store, shop, run), self.store.lock,
+                                   clock=lambda: self.clock(), base_url=lambda: self.url)
+        self.graphql = GraphQLService(
+            lambda shop, run: self.bulk.extend_root(shop, shopify_nodes.root(self.store, shop, run)), self.store.lock)
+        self.graphql.mutation_root_for = self.bulk.mutation_root
         self.http = requests.Session()
         self.app = self._make_app()
         self._server = None
@@ -142,10 +167,16 @@ class ShopifyStandin:
         self.graphql.buckets.clear()
         self.graphql.maximum_available, self.graphql.restore_rate, self.graphql.max_query_cost = 2000, 100, 1000
         self.graphql.monotonic = time.monotonic
+        self.bulk.reset()
+        self.non_expiring_tokens_retired_at = NON_EXPIRING_RETIRED_AT
+        self.non_expiring_refused_status = 403
         self.webhook_url: str | None = None
         self._compliance_webhook_url: str | None = None
         self.deliveries: list[dict] = []
         self.dropped: list[Event] = []
+        self.subscriptions = list(self._default_subscriptions)
+        self.unsubscribed: list[Event] = []   # queued, but no subscription wants the topic
+        self.debounced: list[Event] = []      # an include_fields payload identical to one just sent
         self.graphql_calls: Counter = Counter()
         self.graphql_requests: list[dict] = []
         with self._failures_lock:
@@ -163,6 +194,16 @@ class ShopifyStandin:
                             lambda self, v: setattr(self.graphql, "restore_rate", v))
     max_query_cost = property(lambda self: self.graphql.max_query_cost,
                               lambda self, v: setattr(self.graphql, "max_query_cost", v))
+
+    @property
+    def subscriptions(self) -> list:
+        """The app's webhook subscriptions (app_toml.Subscription); settable with topic names,
+        toml-shaped dicts ({"topics": [...], "include_fields": [...]}) or Subscriptions."""
+        return self._subscriptions
+
+    @subscriptions.setter
+    def subscriptions(self, value) -> None:
+        self._subscriptions = app_toml.subscription_list(value)
 
     @property
     def token_requests(self) -> list[dict]:
@@ -245,6 +286,67 @@ class ShopifyStandin:
                     return response
         return None
 
+    def fail_next_graphql(self, n: int = 1, code: str = "ACCESS_DENIED", *, shop: str | None = None,
+                          field: str = "orders", scope: str = "read_orders", message: str | None = None) -> None:
+        """The next `n` GraphQL calls (of `shop`, or of any shop) answer HTTP 200 with a
+        top-level error of `extensions.code` `code`, in Shopify's words (graphql_error_body):
+        ACCESS_DENIED (for `field`, needing `scope`; `data: null`), INTERNAL_SERVER_ERROR (no
+        `data`), SHOP_PENDING_TERMINATION, or any other code with `message`."""
+        body = graphql_error_body(code, field=field, scope=scope, message=message)
+        with self._failures_lock:
+            self._failures.append({"endpoint": "graphql", "shop": shop, "left": n, "status": 200, "body": body,
+                                   "headers": {}})
+
+    def _token_retired(self, token: str | None) -> bool:
+        """A non-expiring offline token, once Shopify stopped accepting them for the Admin API."""
+        cutoff = self.non_expiring_tokens_retired_at
+        return cutoff is not None and self.clock() >= cutoff and self.oauth.non_expiring_offline(token)
+
+    # --- clock, refresh tokens, bulk operations ---------------------------------------------
+
+    def travel_to(self, moment: datetime) -> None:
+        """The stand-in's clock stops at `moment` (aware) until moved again or `real_clock()`."""
+        frozen = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        self.clock = lambda: frozen
+
+    def advance_clock(self, **delta) -> datetime:
+        """Stop the clock `timedelta(**delta)` after what it says now; returns the new now."""
+        self.travel_to(self.clock() + timedelta(**delta))
+        return self.clock()
+
+    def real_clock(self) -> None:
+        self.clock = _utc_now
+
+    def expire_refresh_token(self, shop: str) -> None:
+        """Every refresh token of the shop runs out now, as if its 90 days had passed: a refresh
+        gets 400 invalid_grant."""
+        self.oauth.expire_refresh_tokens(shop)
+
+    def revoke_refresh_token(self, shop: str) -> None:
+        """Every refresh token of the shop is revoked (its access tokens keep their hour): a
+        refresh gets 400 invalid_grant."""
+        self.oauth.revoke_refresh_tokens(shop)
+
+    def fail_next_bulk(self, n: int = 1, error_code: str = "INTERNAL_SERVER_ERROR", *, shop: str | None = None,
+                       partial: bool = True) -> None:
+        """The next `n` bulk operations end FAILED with `errorCode` `error_code` (ACCESS_DENIED,
+        INTERNAL_SERVER_ERROR, TIMEOUT); `partial` serves the first half of the lines at
+        `partialDataUrl` (never for ACCESS_DENIED)."""
+        self.bulk.fail_next(n, error_code, shop=shop, partial=partial)
+
+    def fail_bulk(self, gid: str, error_code: str = "INTERNAL_SERVER_ERROR", *, partial: bool = True) -> None:
+        """A running bulk operation will end FAILED instead of completing."""
+        self.bulk.fail(gid, error_code, partial=partial)
+
+    def finish_bulk(self, gid: str | None = None) -> None:
+        """Running bulk operations (or the one `gid`) end now, whatever `bulk_completion_delay`."""
+        self.bulk.finish(gid)
+
+    bulk_completion_delay = property(lambda self: self.bulk.completion_delay,
+                                     lambda self, v: setattr(self.bulk, "completion_delay", float(v)),
+                                     doc="Seconds of the stand-in's clock a bulk operation stays RUNNING (0: "
+                                         "done when first looked at).")
+
     # --- webhooks ---------------------------------------------------------------------------
 
     def deliver(self, duplicate: int = 1, shuffle: bool = False, drop: float = 0.0,
@@ -255,13 +357,41 @@ class ShopifyStandin:
         if not self.webhook_url:
             raise RuntimeError("set webhook_url (the app's /webhooks address) before delivering")
         rng = rng or random.Random()
-        events = self.store.drain()
+        events = []
+        for event in self.store.drain():
+            bodies = self._bodies(event)
+            if bodies:
+                events.append((event, bodies))
+            else:
+                self.unsubscribed.append(event)
         lost = rng.sample(range(len(events)), math.floor(drop * len(events) + 0.5)) if drop else []
-        self.dropped.extend(events[i] for i in sorted(lost))
-        sends = [e for i, e in enumerate(events) if i not in lost for _ in range(max(duplicate, 1))]
+        self.dropped.extend(events[i][0] for i in sorted(lost))
+        sends, seen = [], set()
+        for i, (event, bodies) in enumerate(events):
+            if i in lost:
+                continue
+            for n, (body, cut) in enumerate(bodies):
+                if cut and (event.shop, event.topic, n, body) in seen:
+                    self.debounced.append(event)  # Shopify drops identical modified payloads sent close together
+                    continue
+                seen.add((event.shop, event.topic, n, body))
+                sends.extend([(event, body)] * max(duplicate, 1))
         if shuffle:
             rng.shuffle(sends)
-        return [self._post(event)[0] for event in sends]
+        return [self._post(event, body=body)[0] for event, body in sends]
+
+    def _bodies(self, event: Event) -> list[tuple[bytes, bool]]:
+        """The body of each delivery the event makes: one per subscription to its topic (cut to
+        its include_fields; the flag says so); a compliance topic always makes one."""
+        if event.topic in COMPLIANCE_TOPICS:
+            return [(event.body, False)]
+        return [(event.body, False) if sub.include_fields is None
+                else (_json_body(app_toml.cut(event.payload, sub.include_fields)), True)
+                for sub in self.subscriptions if not sub.compliance and event.topic in sub.topics]
+
+    def subscribed(self, topic: str) -> bool:
+        """Whether `deliver()` sends `topic` (compliance topics always)."""
+        return topic in COMPLIANCE_TOPICS or any(not s.compliance and topic in s.topics for s in self.subscriptions)
 
     def send_webhook(self, shop: str, topic: str, payload: dict, *, event_id: str | None = None,
                      secret: str | None = None, tamper: bool = False,
@@ -275,11 +405,11 @@ class ShopifyStandin:
         return response
 
     def _post(self, event: Event, *, secret: str | None = None, tamper: bool = False,
-              headers_override: dict | None = None):
+              headers_override: dict | None = None, body: bytes | None = None):
         url = self.compliance_webhook_url if event.topic in COMPLIANCE_TOPICS else self.webhook_url
         if not url:
             raise RuntimeError("set webhook_url (the app's /webhooks address) before sending webhooks")
-        body = event.body
+        body = event.body if body is None else body
         headers = {
             "Content-Type": "application/json",
             "X-Shopify-Topic": event.topic,
@@ -354,10 +484,12 @@ class ShopifyStandin:
                 return failure
             if not self.access_token_valid(shop, request.headers.get("X-Shopify-Access-Token")):
                 return jsonify(errors=INVALID_TOKEN), 401
+            if self._token_retired(request.headers.get("X-Shopify-Access-Token")):
+                return jsonify(errors=NON_EXPIRING_REFUSED), self.non_expiring_refused_status
             query, variables, operation = _graphql_request()
             if not isinstance(query, str) or not isinstance(variables, dict):
                 return jsonify(errors={"query": "Required parameter missing or invalid"}), 400
-            answer = self.graphql.answer(shop, query, variables, operation)
+            answer = self.graphql.answer(shop, query, variables, operation, version=version)
             self.graphql_requests.append({"shop": shop, "query": query, "variables": variables,
                                           "cost": answer["extensions"]["cost"],
                                           "errors": answer.get("errors")})
@@ -366,7 +498,34 @@ class ShopifyStandin:
             return response
 
         _control_api(app, self)
+        _protocol_api(app, self)
         return app
+
+
+def graphql_error_body(code: str, *, field: str = "orders", scope: str = "read_orders",
+                       message: str | None = None) -> dict:
+    """A GraphQL answer (HTTP 200) that is only a top-level error, as Shopify words it:
+    - ACCESS_DENIED: a field the token's scopes do not reach (the words and extensions of the
+      captures in airhorns/shopify-draft-proxy; `data` is null, the field being non-null);
+    - INTERNAL_SERVER_ERROR: kirillplatonov/shopify_graphql's fixture (a request id; no `data`);
+    - SHOP_PENDING_TERMINATION: the same repository's fixture ("Shop is under review");
+    - any other code: `message` (default: the code) and `data: null`."""
+    if code == "ACCESS_DENIED":
+        required = f"`{scope}` access scope."
+        return {"errors": [{"message": message or f"Access denied for {field} field. Required access: {required}",
+                            "extensions": {"code": code, "documentation": "https://shopify.dev/api/usage/access-scopes",
+                                           "requiredAccess": required},
+                            "path": [field]}],
+                "data": None}
+    if code == "INTERNAL_SERVER_ERROR":
+        request_id = str(uuid.uuid4())
+        return {"errors": [{"message": message or ("Internal error. Looks like something went wrong on our end.\n"
+                                                   f"Request ID: {request_id} (include this in support requests)."),
+                            "extensions": {"code": code, "requestId": request_id}}]}
+    if code == "SHOP_PENDING_TERMINATION":
+        return {"errors": [{"message": message or f"Access denied for {field} field. Shop is under review.",
+                            "extensions": {"code": code}}], "data": None}
+    return {"errors": [{"message": message or code, "extensions": {"code": code}}], "data": None}
 
 
 def _graphql_request():
@@ -390,7 +549,8 @@ def _summary(order) -> dict:
     cur = order.currency
     return {
         "id": order.id, "admin_graphql_api_id": f"gid://shopify/Order/{order.id}", "name": order.name,
-        "shop": order.shop.domain, "updated_at": order.updated_at.isoformat(),
+        "shop": order.shop.domain, "created_at": order.created_at.isoformat(), "test": order.test,
+        "updated_at": order.updated_at.isoformat(),
         "financial_status": totals.financial_status, "current_total": text(totals.current, cur),
         "outstanding": text(totals.outstanding, cur), "currency": cur,
         "returns": [{"label": r.label, "id": r.id, "name": r.name, "status": r.status} for r in order.returns],
@@ -422,7 +582,8 @@ def _control_api(app: Flask, standin: ShopifyStandin) -> None:
     @app.get("/_control/shops")
     def shops():
         return jsonify([{"shop": s.domain, "currency": s.currency, "taxes_included": s.taxes_included,
-                         "orders": len(s.orders)} for s in store.shops.values()])
+                         "orders": len(s.orders), "protected_customer_data": s.protected_customer_data,
+                         "granted_scopes": s.granted_scopes} for s in store.shops.values()])
 
     @app.post("/_control/shops")
     def create_shop():
@@ -430,8 +591,23 @@ def _control_api(app: Flask, standin: ShopifyStandin) -> None:
         if not _SHOP.fullmatch(str(data.get("shop", ""))):
             return jsonify(error="shop must be a name.myshopify.com domain"), 400
         shop = store.create_shop(data.get("shop", ""), currency=data.get("currency", "ISK"),
-                                 taxes_included=data.get("taxes_included", True), name=data.get("name"))
-        return jsonify(shop=shop.domain, currency=shop.currency, taxes_included=shop.taxes_included), 201
+                                 taxes_included=data.get("taxes_included", True), name=data.get("name"),
+                                 protected_customer_data=data.get("protected_customer_data", True),
+                                 granted_scopes=data.get("granted_scopes"))
+        return jsonify(shop=shop.domain, currency=shop.currency, taxes_included=shop.taxes_included,
+                       protected_customer_data=shop.protected_customer_data, granted_scopes=shop.granted_scopes), 201
+
+    @app.post("/_control/shops/<shop>/protected_customer_data")
+    def protected_customer_data(shop):
+        with store.lock:
+            found = store.shop(shop)
+            found.protected_customer_data = bool(body().get("approved", True))
+            return jsonify(shop=shop, protected_customer_data=found.protected_customer_data)
+
+    @app.post("/_control/shops/<shop>/scopes")
+    def grant_scopes(shop):
+        event = standin.grant_scopes(shop, body().get("grant") or [])
+        return jsonify(shop=shop, granted_scopes=store.shop(shop).granted_scopes, event=event and event.id)
 
     @app.get("/_control/shops/<shop>/orders")
     def orders(shop):
@@ -511,7 +687,7 @@ def _control_api(app: Flask, standin: ShopifyStandin) -> None:
 # The store's verbs, callable on the stand-in itself (standin.refund(...) is store.refund(...)).
 _STORE_VERBS = ("create_shop", "create_order", "seed_orders", "return_request", "return_open", "return_decline",
                 "return_cancel", "return_close", "return_reopen", "refund", "pay", "settle", "apply",
-                "compliance_request")
+                "compliance_request", "grant_scopes")
 
 
 def _delegate(name: str):
@@ -528,3 +704,80 @@ def _delegate(name: str):
 
 for _name in _STORE_VERBS:
     setattr(ShopifyStandin, _name, _delegate(_name))
+
+
+def _protocol_api(app: Flask, standin: ShopifyStandin) -> None:
+    """The bulk operations' files, and controls for injected errors, the clock, refresh tokens
+    and bulk operations (docs/SHOPIFY_MODEL.md, "Bulk operations, errors and retired tokens")."""
+
+    def body() -> dict:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+
+    @app.get("/bulk/<int:number>.jsonl")
+    def bulk_file(number):
+        data = standin.bulk.file(number)
+        if data is None:
+            return jsonify(errors="Not Found"), 404
+        return app.response_class(data, mimetype="application/jsonl", headers={
+            "Content-Disposition": f'attachment; filename="bulk-{number}.jsonl"'})
+
+    @app.post("/_control/fail_next")
+    def control_fail_next():
+        data = body()
+        standin.fail_next(int(data.get("n", 1)), int(data.get("status", 503)), endpoint=data.get("endpoint", "graphql"),
+                          shop=data.get("shop"), body=data.get("body"), headers=data.get("headers"))
+        return jsonify(status="armed")
+
+    @app.post("/_control/fail_next_graphql")
+    def control_fail_next_graphql():
+        data = body()
+        standin.fail_next_graphql(int(data.get("n", 1)), data.get("code", "ACCESS_DENIED"), shop=data.get("shop"),
+                                  field=data.get("field", "orders"), scope=data.get("scope", "read_orders"),
+                                  message=data.get("message"))
+        return jsonify(status="armed")
+
+    @app.post("/_control/bulk/fail_next")
+    def control_bulk_fail_next():
+        data = body()
+        try:
+            standin.fail_next_bulk(int(data.get("n", 1)), data.get("error_code", "INTERNAL_SERVER_ERROR"),
+                                   shop=data.get("shop"), partial=bool(data.get("partial", True)))
+        except ValueError as exc:
+            return jsonify(error=str(exc)), 400
+        return jsonify(status="armed")
+
+    @app.post("/_control/bulk/finish")
+    def control_bulk_finish():
+        standin.finish_bulk(body().get("id"))
+        return jsonify(status="finished")
+
+    @app.post("/_control/bulk/settings")
+    def control_bulk_settings():
+        data = body()
+        if "completion_delay" in data:
+            standin.bulk_completion_delay = float(data["completion_delay"])
+        if "concurrency_limit" in data:
+            standin.bulk.concurrency_limit = data["concurrency_limit"]
+        return jsonify(completion_delay=standin.bulk_completion_delay, concurrency_limit=standin.bulk.concurrency_limit)
+
+    @app.post("/_control/shops/<shop>/refresh_token/<action>")
+    def control_refresh_token(shop, action):
+        if action == "expire":
+            standin.expire_refresh_token(shop)
+        elif action == "revoke":
+            standin.revoke_refresh_token(shop)
+        else:
+            return jsonify(error="expire or revoke"), 404
+        return jsonify(status=f"{action}d")
+
+    @app.route("/_control/clock", methods=["GET", "POST"])
+    def control_clock():
+        data = body() if request.method == "POST" else {}
+        if data.get("real"):
+            standin.real_clock()
+        elif data.get("now"):
+            standin.travel_to(datetime.fromisoformat(str(data["now"]).replace("Z", "+00:00")))
+        elif data.get("advance_seconds") is not None:
+            standin.advance_clock(seconds=float(data["advance_seconds"]))
+        return jsonify(now=standin.clock().astimezone(timezone.utc).isoformat())

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from . import shopify_app_toml as app_toml
 from . import shopify_payloads as payloads
 from .shopify_money import ZERO, MoneyError, rounded, vat_in
 from .shopify_money import decimal as _decimal
@@ -44,6 +45,7 @@ SALE, REFUND = "SALE", "REFUND"
 SUCCESS, PENDING, FAILURE = "SUCCESS", "PENDING", "FAILURE"
 _MONEY_STATUS = {"success": SUCCESS, "pending": PENDING, "failure": FAILURE}
 FIRST_ID = 6_000_000_000_001  # past 32 bits, as Shopify's ids are
+ORDER_WINDOW = timedelta(days=60)  # what read_orders sees without read_all_orders
 
 DEFAULT_SEED_ORDER = {
     "customer": {"email": "seed@example.is", "company": "1203894569"},
@@ -94,6 +96,11 @@ class Shop:
     orders: list = field(default_factory=list, repr=False)
     customers: dict = field(default_factory=dict, repr=False)
     next_number: int = 1001
+    # Level-2 protected customer data (name, e-mail, phone, address) approved for the app; when
+    # False every GraphQL field carrying it is null with an ACCESS_DENIED error (shopify_nodes.py).
+    protected_customer_data: bool = True
+    # The scopes Shopify granted the app on this shop (read_all_orders only once approved).
+    granted_scopes: list = field(default_factory=list)
 
 
 class _Priced:
@@ -343,6 +350,7 @@ class Order:
     transactions: list = field(default_factory=list)
     returns: list = field(default_factory=list)
     refunds: list = field(default_factory=list)
+    test: bool = False  # a test order (Bogus Gateway or a provider in test mode)
 
     @property
     def currency(self) -> str:
@@ -411,9 +419,13 @@ class Event:
 class Store:
     """Every shop of the stand-in. Thread-safe: the HTTP server reads while tests write."""
 
-    def __init__(self, clock=None):
+    def __init__(self, clock=None, requested_scopes=None):
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.lock = threading.RLock()
+        # The scopes the app asks for (shopify.app.toml); a new shop is granted them less the
+        # restricted ones (shopify_app_toml.default_grant).
+        self.requested_scopes = app_toml.scope_list(app_toml.requested_scopes() if requested_scopes is None
+                                                    else requested_scopes)
         self.reset()
 
     def reset(self) -> None:
@@ -492,15 +504,48 @@ class Store:
             return self.shops.get(domain) or self.create_shop(domain)
 
     def create_shop(self, domain: str, *, currency: str = "ISK", taxes_included: bool = True,
-                    name: str | None = None, timezone_name: str = "Atlantic/Reykjavik") -> Shop:
+                    name: str | None = None, timezone_name: str = "Atlantic/Reykjavik",
+                    protected_customer_data: bool = True, granted_scopes=None) -> Shop:
+        """A shop. `protected_customer_data`: whether the app is approved for Level-2 customer
+        data here; `granted_scopes` (default: the requested scopes less read_all_orders)."""
         with self.lock:
             if domain in self.shops:
                 raise StoreError(f"shop {domain} exists")
+            granted = app_toml.default_grant(self.requested_scopes) if granted_scopes is None else \
+                app_toml.scope_list(granted_scopes)
             shop = self._keep(Shop, domain=domain, currency=currency, taxes_included=bool(taxes_included),
                               name=name or domain.split(".")[0].replace("-", " ").title(),
-                              timezone=timezone_name, created_at=self.now())
+                              timezone=timezone_name, created_at=self.now(),
+                              protected_customer_data=bool(protected_customer_data), granted_scopes=granted)
             self.shops[domain] = shop
             return shop
+
+    def granted_scope(self, domain: str) -> str:
+        """The shop's granted scopes as the token endpoint reports them ("a,b"); for a shop not
+        yet made, what a new one would be granted."""
+        with self.lock:
+            shop = self.shops.get(domain)
+            scopes = shop.granted_scopes if shop else app_toml.default_grant(self.requested_scopes)
+            return ",".join(scopes)
+
+    def grant_scopes(self, shop: str, scopes) -> Event | None:
+        """Shopify approved (and the merchant granted) more scopes for the app on this shop, e.g.
+        "read_all_orders": they join the grant and app/scopes_update is queued. Nothing changes
+        (and nothing is queued) when every scope was granted already."""
+        with self.lock:
+            the_shop = self.shop(shop)
+            previous = list(the_shop.granted_scopes)
+            current = previous + [s for s in app_toml.scope_list(scopes) if s not in previous]
+            if current == previous:
+                return None
+            the_shop.granted_scopes = current
+            return self.emit(shop, "app/scopes_update",
+                             payloads.scopes_update(the_shop, next(self._ids), previous, current, self.now()))
+
+    def visible(self, order: "Order") -> bool:
+        """Whether the app may read the order: with read_all_orders any; without, only orders
+        created in the last 60 days by the store's clock."""
+        return "read_all_orders" in order.shop.granted_scopes or order.created_at > self.clock() - ORDER_WINDOW
 
     def _shop_for(self, domain: str, spec: dict) -> Shop:
         shop = self.shops.get(domain)
@@ -520,15 +565,17 @@ class Store:
             if not spec.get("lines"):
                 raise StoreError("an order needs at least one line")
             number = self._order_number(the_shop, spec.get("name"))
-            now = self.now()
+            now = self._placed_at(spec)
             customer = dict(spec.get("customer") or {})
             email = customer.get("email") or f"customer{number}@example.is"
             customer["email"] = email
             customer_id = the_shop.customers.setdefault(email, next(self._ids))
             payment = spec.get("payment") or {}
+            test = bool(spec.get("test", False))
             order = self._keep(Order, shop=the_shop, number=number, name=f"#{number}", created_at=now,
                                updated_at=now, customer=customer, customer_id=customer_id,
-                               address_id=next(self._ids), gateway=payment.get("gateway", "shopify_payments"))
+                               address_id=next(self._ids), test=test,
+                               gateway=payment.get("gateway", "bogus" if test else "shopify_payments"))
             for line in spec["lines"]:
                 order.line_items.append(self._line_item(order, line))
             if spec.get("shipping"):
@@ -542,6 +589,28 @@ class Store:
                 amount=order.totals().original, created_at=now, processed_at=None if status == PENDING else now))
             the_shop.orders.append(order)
             return order
+
+    def _placed_at(self, spec: dict) -> datetime:
+        """When the order was placed: `created_at` (ISO 8601; UTC when it has no offset), or
+        `age_days` before the store's clock, or now."""
+        if spec.get("created_at") is not None and spec.get("age_days") is not None:
+            raise StoreError("an order takes created_at or age_days, not both")
+        if spec.get("created_at") is not None:
+            try:
+                moment = datetime.fromisoformat(str(spec["created_at"]).replace("Z", "+00:00"))
+            except ValueError:
+                raise StoreError(f"created_at is an ISO 8601 time, not {spec['created_at']!r}") from None
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        elif spec.get("age_days") is not None:
+            try:
+                moment = self.clock() - timedelta(days=float(spec["age_days"]))
+            except (TypeError, ValueError):
+                raise StoreError(f"age_days is a number of days, not {spec['age_days']!r}") from None
+        else:
+            return self.now()
+        if moment > self.clock():
+            raise StoreError("an order cannot be placed in the future")
+        return moment
 
     def _order_number(self, shop: Shop, name) -> int:
         if name is None:
