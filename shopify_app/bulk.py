@@ -2,13 +2,12 @@
 Shopify in the background and read back as JSONL, without the per-query cost budget that live
 invoicing of the same shop needs (https://shopify.dev/docs/api/usage/bulk-operations/queries).
 
-A history job starts the operation (or finds the one it started before), waits a little for it,
-and otherwise leaves it running: `BulkPending` makes the history read unfinished, and the
-periodic pass asks it again, which then picks the same operation up."""
+A history job starts the operation (or finds the one it started before) and never waits for it
+(a worker asleep on Shopify would hold up live invoicing): `BulkPending` leaves the history read
+unfinished, and the minute's sweep asks it again, which then picks the same operation up."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 
 import requests
@@ -34,26 +33,20 @@ query SkilvisCurrentBulkOperation {
 ORDERS_QUERY = """{ orders(query: %s) { edges { node {
   id legacyResourceId updatedAt displayFinancialStatus returnStatus } } } }"""
 WITH_MONEY_BACK = {"PARTIALLY_REFUNDED", "REFUNDED"}
-WAIT_SECONDS = 60
-POLL_EVERY = 2.0
 
 
 class BulkPending(Exception):
     """Shopify is still running the bulk operation; the history read is asked again later."""
 
 
-def orders_with_returns_or_refunds(admin, shop: str, search: str, *, sleep=time.sleep,
-                                   wait_seconds: float = WAIT_SECONDS) -> dict[int, datetime]:
+def orders_with_returns_or_refunds(admin, shop: str, search: str) -> dict[int, datetime]:
     """Legacy order id → updatedAt of every order the search finds that has a return or a refund."""
     query = ORDERS_QUERY % json.dumps(search)
     operation = _ours_or_new(admin, shop, query)
-    waited = 0.0
-    while operation["status"] in ("CREATED", "RUNNING"):
-        if waited >= wait_seconds:
-            raise BulkPending(f"bulk operation {operation['id']} of {shop} is still {operation['status']}")
-        sleep(POLL_EVERY)
-        waited += POLL_EVERY
+    if operation["status"] in ("CREATED", "RUNNING"):   # one look now (a small shop's is done at once)
         operation = admin.graphql(shop, OPERATION_QUERY, {"id": operation["id"]})["bulkOperation"]
+    if operation["status"] in ("CREATED", "RUNNING"):
+        raise BulkPending(f"bulk operation {operation['id']} of {shop} is still {operation['status']}")
     if operation["status"] != "COMPLETED":
         raise ShopifyUnavailable(f"bulk operation {operation['id']} of {shop} ended {operation['status']} "
                                  f"({operation.get('errorCode')})")

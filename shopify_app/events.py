@@ -139,4 +139,5 @@ def sweep() -> int:
     stuck_orders = orders.due_for_work()
     for order_id in stuck_orders:
         orders.enqueue(order_id)
-    return len(rows) + len(stuck_orders)
+    from .reconcile import ask_running_history_reads
+    return len(rows) + len(stuck_orders) + ask_running_history_reads()

@@ -82,6 +82,18 @@ def _request_if_newer(shop_id: int, legacy_id: int, updated: datetime) -> int | 
         return orders.request_work(shop_id, legacy_id, conn)
 
 
+def ask_running_history_reads() -> int:
+    """Periodic (every minute): the history reads waiting for Shopify's bulk operation look again."""
+    with db.transaction() as conn:
+        waiting = conn.execute(
+            """SELECT s.shop_id, s.backfill_from FROM shop_settings s JOIN shops ON shops.id = s.shop_id
+               WHERE s.backfill_done_at IS NULL AND s.backfill_error = 'history_bulk_running'
+                 AND shops.uninstalled_at IS NULL""").fetchall()
+    for row in waiting:
+        enqueue_backfill(row["shop_id"], row["backfill_from"])
+    return len(waiting)
+
+
 def reconcile_all() -> int:
     """Periodic: one reconciliation job per installed shop, and the history reads asked for and
     not finished (a job lost or failed is asked again from Postgres)."""

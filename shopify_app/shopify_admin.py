@@ -284,7 +284,7 @@ def _classify(shop: str, body: dict, errors: list[dict]) -> Answer:
     """Field-level denials inside an answer that has data are withheld fields (Shopify's protected
     customer data); any other error is permanent (ShopifyRefused) or transient."""
     data = body.get("data")
-    denied = [e for e in errors if _code(e) == "ACCESS_DENIED" and e.get("path")]
+    denied = [e for e in errors if e.get("path") and _withheld(e)]
     others = [e for e in errors if e not in denied]
     if data is not None and not others:
         return Answer(data, frozenset(tuple(e["path"]) for e in denied))
@@ -298,6 +298,13 @@ def _classify(shop: str, body: dict, errors: list[dict]) -> Answer:
 
 def _code(error: dict) -> str | None:
     return (error.get("extensions") or {}).get("code")
+
+
+def _withheld(error: dict) -> bool:
+    """A protected-data denial: Shopify's documented example has only the message, third-party
+    reports add the ACCESS_DENIED code (docs/SHOPIFY_MODEL.md, Protected customer data)."""
+    return _code(error) == "ACCESS_DENIED" or str(error.get("message", "")).startswith(
+        "This app is not approved to access")
 
 
 def _fresh(row: dict) -> bool:

@@ -50,6 +50,10 @@ def test_a_field_level_denial_is_a_withheld_field_and_any_other_error_is_classif
               "extensions": {"code": "ACCESS_DENIED"}}
     assert _classify("s", {"data": {"order": {"email": None}}}, [denied]) == \
         Answer({"order": {"email": None}}, frozenset({("order", "email")}))
+    documented = {"message": "This app is not approved to access the Customer object. See https://partners.shopify"
+                             ".com/1/apps/1/customer_data for more details.", "path": ["order", "customer", "id"]}
+    assert _classify("s", {"data": {"order": {"customer": None}}}, [documented]).withheld == {
+        ("order", "customer", "id")}
     for code, reason in (("ACCESS_DENIED", "shopify_access_denied"), ("MAX_COST_EXCEEDED", "shopify_query_refused"),
                          ("undefinedField", "shopify_query_refused")):
         with pytest.raises(ShopifyRefused) as refused:
@@ -252,6 +256,31 @@ def test_history_passes_run_behind_live_work(system, payday):
     system.shopify.deliver()   # live work arrives after the history read was queued
     run_worker_until_idle()
     assert [inv["reference"].split(" ")[0] for inv in payday.invoices] == ["#1002", "#1001"]
+
+
+def test_a_long_history_read_is_one_bulk_operation_and_waits_for_it_without_losing_the_read(system, client, payday):
+    shop_id = install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    system.shopify.grant_scopes(SHOP, "read_orders,read_all_orders,read_returns")
+    play(system)
+    store = system.shopify.store
+    store.clock = lambda: datetime.now(timezone.utc) - timedelta(days=40)   # long before Skilvís
+    returned_and_closed(store)
+    plain = store.create_order(SHOP, {**ORDER, "name": "#1002"})   # nothing came back
+    store.drain()
+    store.clock = lambda: datetime.now(timezone.utc)
+    system.shopify.bulk_completion_delay = 3600   # Shopify takes its time
+    shop_settings.save(shop_id, invoices_from=datetime.now(timezone.utc) - timedelta(days=45))
+    run_worker_until_idle()
+    assert payday.invoices == [] and reconcile.backfill_state(shop_id)["backfill_error"] == "history_bulk_running"
+    system.shopify.finish_bulk()
+    events.sweep()   # the minute's sweep asks the unfinished read again: the same operation
+    run_worker_until_idle()
+    runs = [r for r in system.shopify.graphql_requests if "bulkOperationRunQuery" in r["query"]]
+    assert len(runs) == 1 and "test:false" in runs[0]["variables"]["query"]
+    state = reconcile.backfill_state(shop_id)
+    assert state["backfill_done_at"] and state["backfill_orders"] == 1   # #1001 only: #1002 had no return
+    assert [inv["reference"] for inv in payday.invoices] == ["#1001 / #1001-R1"]
+    assert plain
 
 
 # --- 8. small ones --------------------------------------------------------------------------------

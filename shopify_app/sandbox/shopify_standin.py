@@ -162,6 +162,7 @@ class ShopifyStandin:
         """Forget everything: shops, tokens, queued and sent webhooks, counters, injected
         failures; settings (token lifetimes, bucket, clock, webhook URLs) back to defaults."""
         self.clock = _utc_now
+        self.store.clock = lambda: self.clock()   # a test may have set the store's own
         self.store.reset()
         self.oauth.reset()
         self.graphql.buckets.clear()
