@@ -30,7 +30,7 @@ CUSTOMER_PATHS = ("email", "customer", "billingAddress")
 # The order's summary and its lists. Order.refunds and Order.transactions are plain lists that
 # Shopify serves whole when no `first` is given (D6: no size limits); the details of refunds and
 # returns follow in batches through `nodes(ids:)`, and every connection is read to its end
-# (`_page_rest`), so each query stays under Shopify's 1,000-point limit whatever the order.
+# (`_Reader.page_rest`), so each query stays under Shopify's 1,000-point limit whatever the order.
 ORDER_QUERY = f"""
 query SkilvisOrder($id: ID!, $returnsAfter: String) {{
   order(id: $id) {{

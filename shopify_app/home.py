@@ -203,7 +203,7 @@ def unreadable_orders(shop_id: int) -> list[dict]:
     Shopify, which needs nothing) and when it reads it again by itself."""
     with db.transaction() as conn:
         return conn.execute(
-            """SELECT id, coalesce(name, '#' || legacy_id) AS name, legacy_id, last_error, read_again_at FROM orders
+            """SELECT id, name, legacy_id, last_error, read_again_at FROM orders
                WHERE shop_id = %s AND last_error IS NOT NULL AND last_error <> 'order_gone'
                ORDER BY work_done_at DESC NULLS LAST LIMIT 20""", (shop_id,)).fetchall()
 

@@ -36,9 +36,8 @@ def process_order(order_id: int, history: bool = False, admin: AdminClient | Non
 def run_pass(order_id: int, admin: AdminClient) -> None:
     with db.transaction() as conn:
         order = conn.execute(
-            """UPDATE orders SET work_started_at = now() WHERE id = %s
-               RETURNING orders.*, (SELECT domain FROM shops WHERE id = orders.shop_id) AS shop_domain,
-                         (SELECT scopes FROM shops WHERE id = orders.shop_id) AS shop_scopes""",
+            """UPDATE orders SET work_started_at = now() FROM shops WHERE orders.id = %s AND shops.id = orders.shop_id
+               RETURNING orders.*, shops.domain AS shop_domain, shops.scopes AS shop_scopes""",
             (order_id,)).fetchone()
     shop_id = order["shop_id"]
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from graphql import build_client_schema, parse, validate
 
-from shopify_app import facts, reconcile
+from shopify_app import bulk, facts, reconcile
 from shopify_app.shopify_admin import AdminClient, ShopifyUnavailable
 from tests.helpers import SHOP
 
@@ -18,7 +18,10 @@ SCHEMA = Path(__file__).resolve().parent.parent / "shopify_app" / "sandbox" / "a
 QUERIES = {"order": facts.ORDER_QUERY, "refund details": facts.REFUND_DETAILS_QUERY,
            "return details": facts.RETURN_DETAILS_QUERY, "changed orders": reconcile.CHANGED_ORDERS_QUERY,
            "order by name": facts.ORDER_BY_NAME_QUERY, "line items": facts.LINE_ITEMS_QUERY,
-           "recent gateways": facts.RECENT_GATEWAYS_QUERY}
+           "shipping lines": facts.SHIPPING_LINES_QUERY, "recent gateways": facts.RECENT_GATEWAYS_QUERY,
+           "bulk run": bulk.RUN_MUTATION, "bulk operation": bulk.OPERATION_QUERY,
+           "current bulk operation": bulk.CURRENT_QUERY, "bulk orders": bulk.ORDERS_QUERY % '"test:false"',
+           **{f"rest of {kind}.{name}": query for (kind, name), query in facts.REST_QUERIES.items()}}
 ORDER = {"name": "#1001", "customer": {"email": "anna@example.is", "company": "1203894569"},
          "lines": [{"sku": "BOLUR-M", "title": "Bolur M", "price": "2500", "quantity": 2, "tax_rate": "24"},
                    {"sku": "BOK", "title": "Bók", "price": "3990", "quantity": 1, "tax_rate": "11"}],

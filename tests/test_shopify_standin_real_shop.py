@@ -14,7 +14,8 @@ from shopify_app.sandbox.shopify_standin import ShopifyStandin, sign
 from shopify_app.sandbox.shopify_store import StoreError
 from tests.conftest import API_KEY, API_SECRET
 from tests.helpers import OTHER_SHOP, SHOP
-from tests.test_shopify_standin import ONE_LINE_ORDER, FakeClock, Recorder, credentials, exchange, post_token
+from tests.test_shopify_standin import ONE_LINE_ORDER, FakeClock, credentials, exchange, post_token
+from tests.test_shopify_standin import recorder  # noqa: F401  (a fixture)
 
 PRIVATE_ORDER = {"customer": {"email": "anna@example.is", "company": "1203894569", "first_name": "Anna",
                               "last_name": "Jónsdóttir", "phone": "+3545551234", "address1": "Laugavegur 7"},
@@ -31,14 +32,6 @@ def ask(shopify, query: str, variables: dict | None = None, shop: str = SHOP) ->
 
 def gid(kind: str, obj) -> str:
     return f"gid://shopify/{kind}/{obj.id}"
-
-
-@pytest.fixture
-def recorder(shopify):
-    rec = Recorder()
-    shopify.webhook_url = f"{rec.url}/webhooks"
-    yield rec
-    rec.stop()
 
 
 # --- protected customer data ----------------------------------------------------------------
