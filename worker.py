@@ -13,7 +13,7 @@ import sys
 
 from rq.worker import HerokuWorker
 
-from shopify_app import config, jobqueue, localservers, periodic
+from shopify_app import config, db, jobqueue, localservers, logs, periodic
 
 log = logging.getLogger("skilvis.worker")
 
@@ -24,6 +24,8 @@ def _run_scheduler(redis_url: str) -> None:
 
 def main(burst: bool = False) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install()                  # no log line carries a token or a secret
+    db.use_timeouts_of("worker")    # jobs' statements may run longer than a web request's
     settings = config.load()
     handles = []
     if not settings.production and not (settings.database_url and settings.redis_url):

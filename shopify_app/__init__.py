@@ -6,7 +6,7 @@ import logging
 from flask import Flask
 
 from . import config as config_module
-from . import localservers
+from . import localservers, logs, security
 
 
 def create_app(settings: config_module.Settings | None = None) -> Flask:
@@ -19,12 +19,13 @@ def create_app(settings: config_module.Settings | None = None) -> Flask:
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.config.update(
         SETTINGS=settings,
-        SECRET_KEY=settings.api_secret,
+        SECRET_KEY=settings.session_secret,
         SESSION_COOKIE_SECURE=settings.app_url.startswith("https://"),
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install()   # no log line carries a token or a secret
 
     from .shopify_admin import AdminClient
 
@@ -42,4 +43,5 @@ def create_app(settings: config_module.Settings | None = None) -> Flask:
         from .sandbox import panel
 
         app.register_blueprint(panel.bp)
+    security.init_app(app)   # last: body limits and clean input first, headers on every response
     return app

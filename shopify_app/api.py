@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
 
-from . import db, documents, facts, home, i18n, manual, orders, payday, shop_settings
+from . import compliance, db, documents, facts, home, i18n, manual, orders, payday, shop_settings
 from .auth import embedded
 from .shopify_admin import ShopifyRefused
 
@@ -242,7 +242,7 @@ def payday_customers():
     """Payday's customers matching a name, kennitala or e-mail: the choice of default customer."""
     shop = home.current_shop()
     settings = shop_settings.load(shop["id"])
-    query = (request.args.get("q") or "").strip()[:100]
+    query = home.clean_search(request.args.get("q"))
     if not settings.payday_connected:
         return jsonify(ok=False, message=i18n.gettext("Payday is not connected: connect it in Settings"))
     if not query:
@@ -253,6 +253,20 @@ def payday_customers():
         return jsonify(ok=False, message=_connection_message(exc))
     message = "" if found else i18n.gettext("Payday has no customer matching “%(q)s”.", q=query)
     return jsonify(ok=True, customers=found[:20], message=message)
+
+
+@bp.get("/data-requests/<int:request_id>")
+@embedded
+def data_request_export(request_id: int):
+    """What Skilvís holds on a customer, as Shopify's customers/data_request asked: a JSON file
+    for the merchant to pass on."""
+    export = compliance.data_request_export(g.shop, request_id)
+    if export is None:
+        abort(404)
+    resp = jsonify(export)
+    resp.headers["Content-Disposition"] = f'attachment; filename="skilvis-data-request-{request_id}.json"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 # --- credit by hand ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import re
 import secrets
 import unicodedata
 from urllib.parse import urlencode, urlparse, urlsplit
@@ -13,7 +14,7 @@ import shopify
 from flask import Blueprint, abort, current_app, g, jsonify, redirect, render_template, request, session, url_for
 from shopify import session_token
 
-from . import orders, shops
+from . import orders, security, shops
 from .shopify_admin import ShopifyAuthError, ShopifyUnavailable
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ class InvalidSession(Exception):
 
 def decode_id_token(token: str) -> tuple[str, dict]:
     """Verify an App Bridge ID token (HS256, our client id as audience, iss/dest on the same
-    shop, exp/nbf with ShopifyAPI's 10 s leeway) against the current and the old secret.
+    shop, exp and nbf required, with ShopifyAPI's 10 s leeway) against the current and the old secret.
     Returns (shop domain, claims)."""
     settings = current_app.config["SETTINGS"]
     last = None
@@ -38,8 +39,17 @@ def decode_id_token(token: str) -> tuple[str, dict]:
             break
         except session_token.SessionTokenError as exc:
             last = exc
+        except (TypeError, ValueError, AttributeError) as exc:   # a claim of the wrong type
+            last = exc
     else:
         raise InvalidSession(str(last))
+    # PyJWT checks exp and nbf only when present, and ShopifyAPI does not require them: a token
+    # without them would never expire.
+    for claim in ("exp", "nbf"):
+        if claims.get(claim) is None:
+            raise InvalidSession(f"the token has no {claim}")
+    if not isinstance(claims.get("dest"), str):
+        raise InvalidSession("the token has no destination")
     shop = shops.valid_shop_domain(urlparse(claims["dest"]).hostname)
     if not shop:
         raise InvalidSession("the token's destination is not a myshopify.com shop")
@@ -56,9 +66,22 @@ def _bearer() -> str | None:
 
 
 def _frame_ancestors(response, shop: str | None):
-    origins = f"https://{shop} https://admin.shopify.com" if shop else "'none'"
-    response.headers["Content-Security-Policy"] = f"frame-ancestors {origins};"
+    response.headers["Content-Security-Policy"] = security.frame_ancestors(shop)
     return response
+
+
+# The bounce page runs inside Shopify admin's frame before any ID token is verified: it may be
+# framed by any shop's admin, never by whatever `?shop=` names (security.add_headers: 'none'
+# for every other page without a verified token).
+BOUNCE_CSP = "frame-ancestors https://*.myshopify.com https://admin.shopify.com;"
+
+
+def _invalid_session():
+    """401 with the header that makes App Bridge retry the fetch with a fresh ID token."""
+    resp = jsonify(error="invalid session token")
+    resp.status_code = 401
+    resp.headers[RETRY_HEADER] = "1"
+    return resp
 
 
 def embedded(view):
@@ -73,6 +96,11 @@ def embedded(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         is_fetch = "Authorization" in request.headers
+        if not is_fetch and request.method not in ("GET", "HEAD"):
+            # A token in the query string authenticates a page load only: a URL (with its token)
+            # ends up in histories, logs and referers, and must not be able to change anything.
+            log.info("refused a %s authenticated by the query string", request.method)
+            return _invalid_session()
         try:
             token = _bearer() if is_fetch else request.args.get("id_token")
             if token is None:
@@ -81,10 +109,7 @@ def embedded(view):
         except InvalidSession as exc:
             log.info("refused session token: %s", exc)
             if is_fetch:
-                resp = jsonify(error="invalid session token")
-                resp.status_code = 401
-                resp.headers[RETRY_HEADER] = "1"
-                return resp
+                return _invalid_session()
             return _bounce()
         g.shop, g.claims = shop, claims
         row = shops.get(shop)
@@ -129,7 +154,9 @@ def session_token_bounce():
         abort(400, "missing or invalid shop")
     if not is_own_path(request.args.get("shopify-reload", "")):
         abort(400, "shopify-reload must be a path in this app")
-    return _frame_ancestors(current_app.make_response(render_template("session_bounce.html")), shop)
+    resp = current_app.make_response(render_template("session_bounce.html"))
+    resp.headers["Content-Security-Policy"] = BOUNCE_CSP
+    return resp
 
 
 def is_own_path(target: str) -> bool:
@@ -155,11 +182,45 @@ def _session_class(secret: str):
     return type("SkilvisSession", (shopify.Session,), {"api_key": settings.api_key, "secret": secret})
 
 
-def valid_query_hmac(params: dict) -> bool:
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+STATE = re.compile(r"[A-Za-z0-9_-]{1,200}")   # what secrets.token_urlsafe makes
+HMAC_HEX = re.compile(r"[0-9a-fA-F]{64}")      # hex SHA-256
+# What Shopify's OAuth callback carries; each exactly once.
+CALLBACK_PARAMS = ("shop", "code", "state", "hmac", "timestamp")
+
+
+def valid_query_hmac(params) -> bool:
     """Shopify's signed query (install link, OAuth callback): HMAC in constant time, timestamp
-    not older than 24 h (ShopifyAPI's Session.validate_params), current or old secret."""
+    not older than 24 h (ShopifyAPI's Session.validate_params), current or old secret. A
+    malformed query (a name twice, no hmac, a timestamp that is not a number) is simply not
+    valid. `params`: a dict, or the request's args (a MultiDict)."""
+    if hasattr(params, "listvalues"):
+        if any(len(values) > 1 for values in params.listvalues()):
+            return False
+        params = params.to_dict()
     settings = current_app.config["SETTINGS"]
+    if not isinstance(params.get("hmac"), str) or not TIMESTAMP.fullmatch(str(params.get("timestamp", ""))):
+        return False
     return any(_session_class(s).validate_params(params) for s in settings.webhook_secrets)
+
+
+def _callback_params() -> dict:
+    """The callback's query as a dict; a malformed one is a 400 (never a 500): a name given
+    twice, one of CALLBACK_PARAMS missing, a timestamp that is not a number, a state that is
+    not what `begin` makes (URL-safe ASCII), an hmac that is not hex SHA-256."""
+    if any(len(values) > 1 for values in request.args.listvalues()):
+        abort(400, "a parameter is given more than once")
+    params = request.args.to_dict()
+    missing = [name for name in CALLBACK_PARAMS if not params.get(name)]
+    if missing:
+        abort(400, "missing " + ", ".join(missing))
+    if not TIMESTAMP.fullmatch(params["timestamp"]):
+        abort(400, "the timestamp is not a number")
+    if not STATE.fullmatch(params["state"]):
+        abort(400, "malformed state")
+    if not HMAC_HEX.fullmatch(params["hmac"]):
+        abort(400, "malformed hmac")
+    return params
 
 
 @bp.get("/auth")
@@ -177,16 +238,17 @@ def begin():
 
 @bp.get("/auth/callback")
 def callback():
-    params = request.args.to_dict()
-    shop = shops.valid_shop_domain(params.get("shop"))
     expected_state = session.pop("oauth_state", None)
     expected_shop = session.pop("oauth_shop", None)
+    params = _callback_params()
+    shop = shops.valid_shop_domain(params.get("shop"))
     if not shop:
         abort(400, "missing or invalid shop")
     # The state binds the callback to the browser and shop that began the flow (login CSRF).
-    if not expected_state or not hmac.compare_digest(expected_state, params.get("state", "")) or shop != expected_shop:
+    if (not expected_state or not hmac.compare_digest(expected_state.encode(), params["state"].encode())
+            or shop != expected_shop):
         abort(403, "the OAuth state does not match")
-    if not valid_query_hmac(params) or not params.get("code"):
+    if not valid_query_hmac(params):
         abort(403, "the request is not signed by Shopify")
     try:
         tokens = current_app.extensions["shopify_admin"].exchange_code(shop, params["code"])

@@ -1,10 +1,11 @@
-"""Command-line tools (`flask --app shopify_app ...`): migrations, a shop's settings, retries."""
+"""Command-line tools (`flask --app shopify_app ...`): migrations, a shop's settings, retries,
+re-encryption under the newest key."""
 from __future__ import annotations
 
 import click
 from flask import Blueprint, current_app
 
-from . import db, documents, i18n, shop_settings, shops
+from . import crypto, db, documents, i18n, shop_settings, shops
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
@@ -69,3 +70,26 @@ def retry_document_command(shop, document_id):
     if not documents.retry(document_id, shop_id):
         raise click.ClickException("no failed document with that id in this shop")
     click.echo("queued")
+
+
+@bp.cli.command("rotate-keys")
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 10000),
+              help="rows re-encrypted per transaction")
+def rotate_keys_command(batch_size):
+    """Re-encrypt every encrypted column under the newest key (the first of ENCRYPTION_KEY).
+
+    Put the new key first in ENCRYPTION_KEY (keeping the old ones after it), deploy, run this;
+    once it reports nothing left under an older key, the old keys can be removed. Safe to run
+    again: values already under the newest key are left alone."""
+    try:
+        counts = crypto.rotate_stored(batch_size=batch_size, report=click.echo)
+    except crypto.EncryptionKeyError as exc:
+        raise click.ClickException(str(exc))
+    for name, tally in counts.items():
+        click.echo(f"{name}: {tally['rotated']} re-encrypted, {tally['current']} already under the newest key"
+                   + (f", {tally['unreadable']} readable with none of the keys" if tally["unreadable"] else ""))
+    unreadable = sum(t["unreadable"] for t in counts.values())
+    if unreadable:
+        raise click.ClickException(f"{unreadable} values could not be decrypted with any key in ENCRYPTION_KEY: "
+                                   "keep the key that encrypted them")
+    click.echo("every encrypted value is under the newest key; older keys can be removed from ENCRYPTION_KEY")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -17,6 +19,41 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _lock = threading.Lock()
 _pools: dict[str, tuple[int, ConnectionPool]] = {}
+
+# Every statement has a time limit (Postgres's statement_timeout, set on each connection as it
+# opens): a runaway query is cancelled instead of holding a connection and its locks. The web's
+# requests get the shortest; the worker's jobs and the migrations may take longer.
+STATEMENT_TIMEOUTS = {
+    "web": ("DB_STATEMENT_TIMEOUT", "30s"),
+    "worker": ("WORKER_DB_STATEMENT_TIMEOUT", "5min"),
+    "migrate": ("MIGRATE_DB_STATEMENT_TIMEOUT", "30min"),
+}
+_DURATION = re.compile(r"[0-9]+(ms|s|min|h)?")
+_role = "web"
+
+
+def use_timeouts_of(role: str) -> None:
+    """This process (and the processes it forks) opens its connections with `role`'s timeout;
+    worker.py says "worker" before it opens any."""
+    global _role
+    if role not in STATEMENT_TIMEOUTS:
+        raise ValueError(f"no statement timeout for {role!r}")
+    _role = role
+
+
+def statement_timeout(role: str | None = None) -> str:
+    """The statement_timeout of `role` (default: this process's), as Postgres reads it ("30s")."""
+    name, default = STATEMENT_TIMEOUTS[role or _role]
+    value = (os.environ.get(name) or default).replace(" ", "")
+    if not _DURATION.fullmatch(value):
+        raise RuntimeError(f"{name} must be a duration such as 30s, 500ms or 5min, not {value!r}")
+    return value
+
+
+def connect_options(url: str, role: str | None = None) -> dict:
+    """libpq's `options` for a new connection: the URL's own, then the statement timeout."""
+    own = conninfo_to_dict(url).get("options") or ""
+    return {"options": f"{own} -c statement_timeout={statement_timeout(role)}".strip()}
 
 
 def _pool(url: str) -> ConnectionPool:
@@ -28,7 +65,7 @@ def _pool(url: str) -> ConnectionPool:
         if entry is None or entry[0] != pid:
             pool = ConnectionPool(
                 url, min_size=1, max_size=int(os.environ.get("DB_POOL_SIZE", "10")),
-                kwargs={"row_factory": dict_row, "autocommit": False},
+                kwargs={"row_factory": dict_row, "autocommit": False, **connect_options(url)},
                 open=True, name="skilvis",
             )
             _pools[url] = (pid, pool)
@@ -73,7 +110,8 @@ def migrate(url: str | None = None) -> list[str]:
 
     Safe to run twice and from two processes at once: an advisory lock serialises runners."""
     applied = []
-    with psycopg.connect(url or database_url(), autocommit=False) as conn:
+    url = url or database_url()
+    with psycopg.connect(url, autocommit=False, **connect_options(url, "migrate")) as conn:
         conn.execute("SELECT pg_advisory_lock(728341)")
         try:
             conn.execute(
@@ -102,7 +140,8 @@ def advisory_lock(name: str):
 
     Not from the pool: if the process dies, its connection closes and the lock goes with it."""
     key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-    conn = psycopg.connect(database_url(), autocommit=True)
+    url = database_url()
+    conn = psycopg.connect(url, autocommit=True, **connect_options(url))
     try:
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
         try:

@@ -14,6 +14,7 @@ STUCK_AFTER = "2 minutes"  # a 'received' event older than this has lost its job
 
 
 def _uninstalled(event: dict) -> None:
+    compliance.check(event, destructive=False)   # the payload is the shop itself
     shops.mark_uninstalled(event["shop_domain"])
 
 
@@ -104,6 +105,12 @@ def process_event(event_id: int) -> str:
     try:
         if handler:
             handler(event)
+    except compliance.Held as exc:
+        log.warning("held webhook event %s (%s) from %s for review: %s", event_id, event["topic"],
+                    event["shop_domain"], exc)
+        with db.transaction() as conn:
+            conn.execute("UPDATE webhook_events SET status = 'held', error = %s WHERE id = %s", (str(exc), event_id))
+        return "held"
     except Exception as exc:
         log.exception("webhook event %s (%s) failed", event_id, event["topic"])
         with db.transaction() as conn:

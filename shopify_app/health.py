@@ -1,9 +1,13 @@
-"""GET /healthz: is Postgres answering, is Redis answering, is a worker alive."""
+"""GET /healthz: is Postgres answering, is Redis answering, is a worker alive.
+
+The public answer is only ok or not (200 {"ok": true} / 503 {"ok": false}); the details (each
+server, the queue, the worker's heartbeat) need `Authorization: Bearer <HEALTHZ_TOKEN>`."""
 from __future__ import annotations
 
+import hmac
 from datetime import datetime, timezone
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from rq import Worker
 
 from . import db, jobqueue
@@ -42,9 +46,28 @@ def _redis() -> tuple[dict, dict]:
     return {"status": "ok", "queued_jobs": queued}, worker
 
 
+def _access() -> str:
+    """'details' with the health token (compared in constant time), 'public' without an
+    Authorization header, 'refused' with any other."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return "public"
+    expected = current_app.config["SETTINGS"].healthz_token
+    given = header[len("Bearer "):] if header.startswith("Bearer ") else ""
+    if expected and hmac.compare_digest(given.encode(), expected.encode()):
+        return "details"
+    return "refused"
+
+
 @bp.get("/healthz")
 def healthz():
+    access = _access()
+    if access == "refused":
+        return jsonify(error="invalid health token"), 401
     postgres = _postgres()
     redis, worker = _redis()
     ok = postgres["status"] == "ok" and redis["status"] == "ok"
-    return jsonify(status="ok" if ok else "down", postgres=postgres, redis=redis, worker=worker), (200 if ok else 503)
+    if access == "public":
+        return jsonify(ok=ok), (200 if ok else 503)
+    return (jsonify(ok=ok, status="ok" if ok else "down", postgres=postgres, redis=redis, worker=worker),
+            (200 if ok else 503))

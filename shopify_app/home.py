@@ -7,11 +7,12 @@ import base64
 import binascii
 import logging
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
-from . import db, facts, i18n, manual, payday, reconcile, shop_settings, shops
+from . import compliance, db, facts, i18n, manual, payday, reconcile, shop_settings, shops
 from .auth import embedded, valid_query_hmac
 from .shopify_admin import ShopifyError, ShopifyRefused, ShopifyUnavailable
 
@@ -34,7 +35,7 @@ def index():
     if "id_token" in request.args or request.args.get("embedded") == "1":
         return app_home()
     shop = shops.valid_shop_domain(request.args.get("shop"))
-    if shop and valid_query_hmac(request.args.to_dict()):
+    if shop and valid_query_hmac(request.args):
         if shops.is_installed(shops.get(shop)):
             return redirect(f"https://{shop}/admin/apps/{current_app.config['SETTINGS'].api_key}")
         return redirect(url_for("auth.begin", shop=shop))
@@ -83,6 +84,8 @@ def encode_cursor(updated_at: datetime, case_id: int) -> str:
 def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     if not cursor:
         return None
+    if len(cursor) > 200:
+        abort(400, "bad cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, case_id = raw.rsplit("|", 1)
@@ -119,7 +122,24 @@ TSQUERY_SQL = r"""
     FROM regexp_split_to_table(replace(%s, '\', ''), '\s+') AS w WHERE w <> ''"""
 
 
+# A search is a few words of a name, an e-mail or an order number: longer input is cut to this.
+SEARCH_MAX_CHARS = 100
+SEARCH_MAX_WORDS = 8
+
+
+def clean_search(q: str | None) -> str:
+    """Free text typed into a search box, made safe to search with: a NUL byte is a 400 (the
+    database refuses it); control characters become spaces; at most SEARCH_MAX_WORDS words and
+    SEARCH_MAX_CHARS characters are kept."""
+    q = q or ""
+    if "\x00" in q:
+        abort(400, "the search holds a NUL byte")
+    words = "".join(" " if unicodedata.category(c) == "Cc" else c for c in q[:4 * SEARCH_MAX_CHARS]).split()
+    return " ".join(words[:SEARCH_MAX_WORDS])[:SEARCH_MAX_CHARS].strip()
+
+
 def search_query(q: str) -> str | None:
+    q = clean_search(q)
     with db.transaction() as conn:
         return conn.execute(TSQUERY_SQL, (q,)).fetchone()["tsq"]
 
@@ -133,7 +153,7 @@ def list_cases(shop_id: int, *, status: str | None = None, q: str | None = None,
     if status in STATUSES:
         where.append("c.status = %(status)s")
         params["status"] = status
-    q = (q or "").strip()
+    q = clean_search(q)
     if q:
         tsq = search_query(q)
         if not tsq:
@@ -188,7 +208,7 @@ def checklist(shop_id: int, settings: shop_settings.ShopSettings | None = None) 
 def app_home():
     shop = current_shop()
     status = request.args.get("status") or None
-    q = request.args.get("q") or ""
+    q = clean_search(request.args.get("q"))
     rows, next_cursor = list_cases(shop["id"], status=status, q=q, cursor=request.args.get("after"))
     settings = shop_settings.load(shop["id"])
     return render_template("home.html", shop=g.shop, rows=rows, status=status if status in STATUSES else None, q=q,
@@ -347,7 +367,8 @@ def settings_page():
                            backfill=reconcile.backfill_state(shop["id"]),
                            invoices_from=settings.invoices_from.astimezone(i18n.TIMEZONE).date().isoformat(),
                            today=datetime.now(i18n.TIMEZONE).date().isoformat(),
-                           earliest=earliest_start(shop), customer_data_withheld=customer_data_withheld(shop["id"]))
+                           earliest=earliest_start(shop), customer_data_withheld=customer_data_withheld(shop["id"]),
+                           data_requests=compliance.data_requests(g.shop))
 
 
 # Shopify shows an app without read_all_orders the last 60 days of orders; a history start a

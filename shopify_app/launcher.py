@@ -35,8 +35,7 @@ def main() -> int:
         sandbox = demo.Sandbox.start()
     env = dict(os.environ)
     children = [
-        subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{port}", "--workers", "2",
-                          "--threads", "4", "--access-logfile", "-", "shopify_app.wsgi:app"], cwd=ROOT, env=env),
+        subprocess.Popen(web_command(port, sandbox=sandbox is not None), cwd=ROOT, env=env),
         subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env),
     ]
     if sandbox is None:
@@ -67,6 +66,15 @@ def main() -> int:
         sandbox.stop()
     localservers.stop(handles)
     return code
+
+
+def web_command(port: str, sandbox: bool) -> list[str]:
+    """gunicorn with the production settings (gunicorn.conf.py: workers, redacted access log).
+    The sandbox listens on the loopback only: its stand-ins, demo shop and panel have no
+    authentication of their own, and its secrets are development defaults."""
+    host = "127.0.0.1" if sandbox else "0.0.0.0"
+    return [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--bind", f"{host}:{port}",
+            "shopify_app.wsgi:app"]
 
 
 def _stop(children: list[subprocess.Popen], grace: float = 15.0) -> None:

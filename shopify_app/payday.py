@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -335,10 +336,12 @@ class PaydayClient:
             return self.http.request(method, self.base_url + path, params=params, data=data,
                                      headers=self._headers(token), timeout=self.timeout)
         except requests.ConnectTimeout as exc:
-            raise PaydayTransient(f"Payday did not accept the connection ({method} {path}): {exc}") from exc
+            raise PaydayTransient(f"Payday did not accept the connection ({method} {shown_path(path)}): "
+                                  f"{type(exc).__name__}") from exc
         except requests.RequestException as exc:
-            # The request may have reached Payday before the connection failed.
-            raise PaydayTransient(f"{method} {path} to Payday failed: {exc}",
+            # The request may have reached Payday before the connection failed. The exception's
+            # own text holds the whole URL (a search's e-mail): only its kind is kept.
+            raise PaydayTransient(f"{method} {shown_path(path)} to Payday failed: {type(exc).__name__}",
                                   outcome_unknown=not repeatable) from exc
 
     def _call(self, method: str, path: str, *, params=None, body=None, repeatable: bool | None = None):
@@ -497,9 +500,18 @@ def _retry_after(resp) -> float | None:
         return None
 
 
+# A path segment that names a customer (their kennitala): errors, logs and the timeline show the
+# path without it, so no stored text carries a customer's details (issue 8, redaction).
+_PERSONAL_PATH = re.compile(r"^(/customers/number/)[^/?]+")
+
+
+def shown_path(path: str) -> str:
+    return _PERSONAL_PATH.sub(r"\1…", path.split("?", 1)[0])
+
+
 def _transient(resp, method: str, path: str, *, outcome_unknown: bool = False) -> PaydayTransient:
     message, _ = error_detail(resp)
-    return PaydayTransient(f"{method} {path}: HTTP {resp.status_code} {message}".strip(), _retry_after(resp),
+    return PaydayTransient(f"{method} {shown_path(path)}: HTTP {resp.status_code} {message}".strip(), _retry_after(resp),
                            outcome_unknown=outcome_unknown, status=resp.status_code)
 
 

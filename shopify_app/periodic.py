@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
-from . import documents, events, jobqueue, reconcile
+from . import documents, events, jobqueue, reconcile, retention
 
 # (function, interval in seconds). Each job only reads Postgres and enqueues; the work itself
 # goes through the same jobs as webhooks.
@@ -11,6 +11,7 @@ SCHEDULE = [
     (events.sweep, 60),                   # lost jobs, dead workers, documents due for a retry
     (documents.fetch_missing_numbers, 60),  # Payday numbers invoices in the background
     (reconcile.reconcile_all, 600),       # missed webhooks
+    (retention.purge, 3600),              # webhooks kept no longer than their retention period
 ]
 
 

@@ -60,13 +60,17 @@ def run_pass(order_id: int, admin: AdminClient) -> None:
     buyer = order_facts.customer
     blocked = settings.holds_back(customer_withheld=buyer.withheld)
     with db.transaction() as conn:
+        result = decision.decide(order_facts, documents.coverage(conn, order_id), settings.invoices_from)
+        # The buyer is kept only on an order with a return or refund to show (the merchant finds
+        # it by name), and never again on an order whose customer Shopify asked us to forget.
+        keep = bool(result.cases) and order["redacted_at"] is None
         conn.execute(
             """UPDATE orders SET name = %s, currency = %s, customer_id = %s, customer_name = %s, customer_email = %s
                WHERE id = %s""",
-            (order_facts.name, order_facts.currency, buyer.shopify_id, buyer.name, buyer.email, order_id))
+            (order_facts.name, order_facts.currency, *((buyer.shopify_id, buyer.name, buyer.email) if keep
+                                                       else (None, None, None)), order_id))
         order = {**order, "name": order_facts.name}
         shop_settings.note_gateways(shop_id, (t.gateway for t in order_facts.transactions), conn)
-        result = decision.decide(order_facts, documents.coverage(conn, order_id), settings.invoices_from)
         cases = {status.upsert_case(conn, shop_id, order_id, case, order_facts.currency): case for case in result.cases}
         case_ids = {case.key: case_id for case_id, case in cases.items()}
         if blocked is None:

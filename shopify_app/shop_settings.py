@@ -15,7 +15,7 @@ from . import crypto, db
 class ShopSettings:
     shop_id: int
     payday_client_id: str | None = None
-    payday_client_secret: str | None = None
+    payday_client_secret: str | None = field(default=None, repr=False)   # never in a repr (logs, tracebacks)
     payday_environment: str = "production"
     payment_types: dict = field(default_factory=dict)
     send_email: bool = False

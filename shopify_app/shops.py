@@ -1,7 +1,7 @@
 """Shops: who installed the app, their tokens (encrypted), uninstall and deletion."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from shopify.utils.shop_url import sanitize_shop_domain
@@ -23,10 +23,10 @@ def valid_shop_domain(value) -> str | None:
 
 @dataclass(frozen=True)
 class Tokens:
-    access_token: str
+    access_token: str = field(repr=False)   # secrets never show in a repr (logs, tracebacks)
     scope: str | None = None
     expires_in: int | None = None
-    refresh_token: str | None = None
+    refresh_token: str | None = field(default=None, repr=False)
     refresh_token_expires_in: int | None = None
 
     @classmethod

@@ -16,7 +16,7 @@ from datetime import datetime
 from flask import Blueprint, current_app, jsonify, request
 from psycopg.types.json import Jsonb
 
-from . import db, jobqueue, shops
+from . import db, jobqueue, retention, shops
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -77,8 +77,14 @@ def receive():
         error = "missing headers: " + ", ".join(missing)
     elif not shop:
         error = f"invalid shop domain: {headers['shop']!r}"
+    elif (headers["topic"] in retention.COMPLIANCE_TOPICS) != (request.path == "/webhooks/compliance"):
+        # Each kind has its own address (shopify.app.toml): a privacy topic sent to /webhooks,
+        # or an order topic to the compliance address, is not Shopify's doing.
+        error = f"topic {headers['topic']!r} is not taken at {request.path}"
     else:
         try:
+            if b"\\u0000" in body:   # Postgres's JSON cannot hold a NUL, and no payload of Shopify's has one
+                raise ValueError("a NUL character")
             payload = json.loads(body)
             if not isinstance(payload, dict):
                 raise ValueError("the payload is not a JSON object")
@@ -87,10 +93,12 @@ def receive():
 
     row = {
         "shop": shop or (headers["shop"] or "")[:255], "key": event_key, "webhook_id": headers["webhook_id"],
-        "topic": headers["topic"] or "", "api_version": headers["api_version"],
+        "topic": (headers["topic"] or "")[:100], "api_version": (headers["api_version"] or "")[:20],
         "triggered_at": _timestamp(headers["triggered_at"]),
-        "payload": Jsonb(payload) if payload is not None else None,
-        "raw": body if error else None, "status": "rejected" if error else "received", "error": error,
+        # Only what the pipeline needs of the payload (ids), never the customer's details.
+        "payload": Jsonb(retention.needed(headers["topic"], payload)) if payload is not None else None,
+        "raw": body[:retention.REJECTED_BODY_BYTES] if error else None,
+        "status": "rejected" if error else "received", "error": error,
     }
     event_id = _store(row)
     if error:

@@ -125,6 +125,19 @@
     if (!data.ok) button.disabled = false;
   });
 
+  document.addEventListener("click", async function (event) {
+    const button = event.target.closest("button[data-action=download-export]");
+    if (!button) return;
+    const resp = await fetch("/api/data-requests/" + button.dataset.requestId,
+                             { headers: { "Authorization": "Bearer " + (await token()) } });
+    if (!resp.ok) return;
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await resp.blob());
+    link.download = "skilvis-data-request-" + button.dataset.requestId + ".json";
+    link.click();
+    URL.revokeObjectURL(link.href);
+  });
+
   // --- credit by hand ---------------------------------------------------------------------
   const creditForm = document.getElementById("credit-form");
   if (creditForm) {

@@ -17,6 +17,8 @@ DATA_DIR = Path(__file__).resolve().parent.parent / ".data" / "test"
 API_KEY = "test-client-id"
 API_SECRET = "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"
 OLD_API_SECRET = "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"
+SESSION_SECRET = "test-session-secret-0123456789abcdef0123456789"
+HEALTHZ_TOKEN = "test-healthz-token-5f2a9c"
 TEST_DB = "skilvis_test"
 
 
@@ -42,7 +44,7 @@ def servers():
     os.environ.update(
         DATABASE_URL=db_url, REDIS_URL=redis_url, ENCRYPTION_KEY=Fernet.generate_key().decode(),
         SHOPIFY_API_KEY=API_KEY, SHOPIFY_API_SECRET=API_SECRET, SHOPIFY_API_SECRET_OLD=OLD_API_SECRET,
-        SKILVIS_ENV="test",
+        SESSION_SECRET=SESSION_SECRET, HEALTHZ_TOKEN=HEALTHZ_TOKEN, SKILVIS_ENV="test",
         # Nothing in the tests may reach the real Shopify or Payday: by default their addresses
         # refuse connections at once; the stand-in fixtures point them at the stand-ins.
         SHOPIFY_SHOP_URL_TEMPLATE="http://127.0.0.1:9/shops/{shop}", PAYDAY_BASE_URL="http://127.0.0.1:9",

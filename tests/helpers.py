@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 
 from shopify_app.webhooks import sign
 
@@ -20,7 +21,7 @@ def webhook_headers(body: bytes, secret: str, *, topic="returns/close", shop=SHO
         "X-Shopify-API-Version": api_version,
         "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
         "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
-        "X-Shopify-Triggered-At": "2026-11-23T10:00:00.000Z",
+        "X-Shopify-Triggered-At": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
     }
 
 

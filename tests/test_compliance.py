@@ -19,7 +19,7 @@ def rows(sql, *params):
 
 def test_uninstall_drops_the_tokens_and_marks_the_shop(client, run_jobs):
     shops.save_tokens(SHOP, shops.Tokens(access_token="shpat_secret", refresh_token="shprt_secret", expires_in=3600))
-    deliver(client, "app/uninstalled", {"id": 1, "name": "Test", "domain": SHOP})
+    deliver(client, "app/uninstalled", {"id": 1, "name": "Test", "domain": SHOP, "myshopify_domain": SHOP})
     run_jobs()
     row = shops.get(SHOP)
     assert row["access_token_enc"] is None and row["refresh_token_enc"] is None
@@ -28,10 +28,10 @@ def test_uninstall_drops_the_tokens_and_marks_the_shop(client, run_jobs):
 
 def test_uninstall_received_twice_is_harmless(client, run_jobs):
     shops.save_tokens(SHOP, shops.Tokens(access_token="shpat_secret"))
-    deliver(client, "app/uninstalled", {"id": 1}, event_id="u1")
+    deliver(client, "app/uninstalled", {"id": 1, "myshopify_domain": SHOP}, event_id="u1")
     run_jobs()
     first = shops.get(SHOP)["uninstalled_at"]
-    deliver(client, "app/uninstalled", {"id": 1}, event_id="u2")  # a second, distinct event
+    deliver(client, "app/uninstalled", {"id": 1, "myshopify_domain": SHOP}, event_id="u2")  # a second, distinct event
     run_jobs()
     assert shops.get(SHOP)["uninstalled_at"] == first
     assert [r["status"] for r in rows("SELECT status FROM webhook_events ORDER BY id")] == ["processed", "processed"]
@@ -56,10 +56,11 @@ def test_customer_redact_deletes_what_we_hold_about_that_customer(client, run_jo
         "orders_to_redact": [299938, 280263]}, path="/webhooks/compliance")
     run_jobs()
     left = rows("SELECT shop_domain, topic, payload FROM webhook_events ORDER BY id")
-    assert [(r["shop_domain"], r["topic"]) for r in left] == [
-        (SHOP, "refunds/create"), (OTHER_SHOP, "refunds/create"), (SHOP, "customers/redact")]
-    assert left[0]["payload"]["order_id"] == 111111
-    assert left[2]["payload"] == {"redacted": True}  # the request itself named the customer
+    # Order 777's event kept only its id (retention.NEEDED): nothing in it names the customer.
+    assert [(r["shop_domain"], r["topic"], r["payload"]) for r in left] == [
+        (SHOP, "orders/updated", {"id": 777}), (SHOP, "refunds/create", {"id": 2, "order_id": 111111}),
+        (OTHER_SHOP, "refunds/create", {"id": 3, "order_id": 299938}),
+        (SHOP, "customers/redact", {"redacted": True})]   # the request itself named the customer
     [request] = rows("SELECT * FROM compliance_requests")
     assert request["topic"] == "customers/redact" and request["completed_at"] is not None
     assert list(request["orders"]) == [299938, 280263]
@@ -99,6 +100,7 @@ def test_customer_redact_forgets_that_customers_name_and_email_on_our_orders(cli
 def test_shop_redact_deletes_everything_of_that_shop_only(client, run_jobs, shopify):
     shops.save_tokens(SHOP, shops.Tokens(access_token="a"))
     shops.save_tokens(OTHER_SHOP, shops.Tokens(access_token="b"))
+    uninstalled_two_days_ago(SHOP)
     deliver(client, "refunds/create", {"id": 1, "order_id": 5})
     deliver(client, "refunds/create", {"id": 1, "order_id": 5}, shop=OTHER_SHOP)
     run_jobs()
@@ -111,15 +113,22 @@ def test_shop_redact_deletes_everything_of_that_shop_only(client, run_jobs, shop
                          {"shop_domain": SHOP, "topic": "shop/redact"}]
 
 
+def uninstalled_two_days_ago(domain):
+    shops.mark_uninstalled(domain)
+    with db.transaction() as conn:
+        conn.execute("UPDATE shops SET uninstalled_at = now() - interval '2 days' WHERE domain = %s", (domain,))
+
+
 def test_shop_redact_twice_is_harmless(client, run_jobs):
     shops.save_tokens(SHOP, shops.Tokens(access_token="a"))
+    uninstalled_two_days_ago(SHOP)
     deliver(client, "shop/redact", {"shop_id": 1, "shop_domain": SHOP}, event_id="r1", path="/webhooks/compliance")
     deliver(client, "shop/redact", {"shop_id": 1, "shop_domain": SHOP}, event_id="r2", path="/webhooks/compliance")
     run_jobs()
     assert shops.get(SHOP) is None
 
 
-def test_customer_data_request_is_recorded(client, run_jobs):
+def test_customer_data_request_is_recorded_and_answered(client, run_jobs):
     deliver(client, "customers/data_request", {
         "shop_id": 1, "shop_domain": SHOP, "customer": {"id": 191167, "email": "john@example.com"},
         "orders_requested": [299938], "data_request": {"id": 9999}}, path="/webhooks/compliance")

@@ -29,7 +29,7 @@ def test_production_start_up_fails_with_one_clear_message():
 
 
 def test_defaults_api_version_and_scopes():
-    settings = config.load({})
+    settings = config.load({"SHOPIFY_API_SECRET": "s", "SESSION_SECRET": "t"})
     assert settings.api_version == "2026-10"
     assert "read_returns" in settings.scopes and "read_orders" in settings.scopes
 

@@ -16,7 +16,7 @@ from rq import Worker
 from rq.cron import CronScheduler
 
 from shopify_app import db, jobqueue
-from tests.conftest import API_SECRET
+from tests.conftest import API_SECRET, HEALTHZ_TOKEN
 from tests.helpers import body_of, webhook_headers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,22 +61,25 @@ def test_worker_runs_jobs_and_cron_and_stops_gracefully_on_sigterm(client, redis
     assert wait_for(lambda: not Worker.all(connection=redis), timeout=10)
 
 
+HEALTH = {"Authorization": f"Bearer {HEALTHZ_TOKEN}"}   # the details need the health token
+
+
 def test_healthz_reports_postgres_redis_and_worker(client, redis):
-    body = client.get("/healthz").json
+    body = client.get("/healthz", headers=HEALTH).json
     assert body["postgres"]["status"] == "ok" and body["redis"]["status"] == "ok"
     assert body["worker"]["status"] == "none"
     worker = Worker([jobqueue.queue(redis)], connection=redis)
     worker.register_birth()
     worker.heartbeat()
     try:
-        assert client.get("/healthz").json["worker"]["status"] == "ok"
+        assert client.get("/healthz", headers=HEALTH).json["worker"]["status"] == "ok"
     finally:
         worker.register_death()
 
 
 def test_healthz_says_down_when_redis_is_unreachable(client, monkeypatch):
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    resp = client.get("/healthz")
+    resp = client.get("/healthz", headers=HEALTH)
     assert resp.status_code == 503 and resp.json["redis"]["status"] == "down"
 
 
@@ -92,7 +95,7 @@ def test_launcher_runs_web_and_worker_and_ctrl_c_stops_both(servers, tmp_path, e
     try:
         def healthy():
             try:
-                body = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+                body = requests.get(f"http://127.0.0.1:{port}/healthz", headers=HEALTH, timeout=2).json()
             except (requests.RequestException, ValueError):
                 return None
             return body if body["worker"]["status"] == "ok" else None

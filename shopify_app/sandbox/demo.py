@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -113,6 +114,7 @@ class Sandbox:
         environ.update(SHOPIFY_API_KEY=SANDBOX_KEY, SHOPIFY_API_SECRET=SANDBOX_SECRET,
                        SHOPIFY_SHOP_URL_TEMPLATE=shopify.shop_url_template, PAYDAY_BASE_URL=payday.url,
                        SKILVIS_SANDBOX="1")
+        environ.setdefault("SESSION_SECRET", secrets.token_urlsafe(32))   # the web's workers share it
         environ.pop("SHOPIFY_API_SECRET_OLD", None)
         return sandbox
 

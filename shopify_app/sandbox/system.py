@@ -4,6 +4,7 @@ and the Shopify and Payday stand-ins in its place of the real services."""
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +73,7 @@ def running_system(data_dir: Path = localservers.DEFAULT_DATA_DIR, database_name
         DATABASE_URL=database_url, REDIS_URL=redis_url, SKILVIS_ENV="development",
         ENCRYPTION_KEY=os.environ.get("ENCRYPTION_KEY") or Fernet.generate_key().decode(),
         SHOPIFY_API_KEY=SANDBOX_KEY, SHOPIFY_API_SECRET=SANDBOX_SECRET,
+        SESSION_SECRET=os.environ.get("SESSION_SECRET") or secrets.token_urlsafe(32),
         SHOPIFY_SHOP_URL_TEMPLATE=shopify.shop_url_template, PAYDAY_BASE_URL=payday.url,
     )
     os.environ.pop("SHOPIFY_API_SECRET_OLD", None)
