@@ -6,6 +6,7 @@ reconciliation pass) yields the same key and Postgres's unique constraint keeps 
   return-<id>    a closed return's credit invoice (R1–R3, R5–R7)
   exchange-<id>  a closed and settled exchange's invoice (E1–E4)
   refund-<id>    a refund after its return's invoice (R4), or a refund with no return (F1–F3)
+  correction-<refund id>  F3: a refund invoiced while pending whose money then failed, corrected
 `existing` maps the keys already claimed to the refunds each one covers, so a refund is never
 on two documents. `start` is where automatic invoicing begins (the shop's install, or an earlier
 date the merchant chose): a return closed or a refund made before it was the bookkeeper's to
@@ -68,6 +69,7 @@ class Plan:
     refund_ids: tuple[str, ...]
     lines: tuple[Line, ...]
     gateway: str | None
+    corrects: str | None = None     # a correction's original document key (its reference names it)
 
     @property
     def total(self) -> Decimal:
@@ -224,28 +226,39 @@ def _exchange_item_lines(order: Order, ret: Return) -> list[Line]:
 
 
 def _fee_lines(order: Order, ret: Return) -> list[Line]:
-    """R5: fees the customer pays are their own charged lines. Restocking fees carry their
-    line's VAT; the return shipping fee carries the highest rate of the goods it carried back
-    (design: Shopify gives the fee no tax line before processing)."""
+    """R5: fees the customer pays are their own charged lines. A restocking fee carries its
+    line's VAT; a return shipping fee follows the goods it carried back: one rate → that rate,
+    several → one fee line per rate, split in proportion to the returned goods' amounts (VAT
+    included) at each rate, as F2 splits (Shopify gives the fee no tax line before processing)."""
     lines = []
-    rates = []
+    carried: "OrderedDict[Decimal, Decimal]" = OrderedDict()
     for rl in ret.lines:
         item = order.line_items.get(rl.line_item_id) if rl.line_item_id else None
         rate = vat_rate(item.vat_rates if item else (), item.title if item else "Returned item")
-        rates.append(rate)
+        carried[rate] = carried.get(rate, ZERO) + listed_gross(order, rl.value, rate)
         if rl.restocking_fee:
             # The title is the item's; the invoice's Icelandic label says it is a fee (invoicing.py).
             lines.append(Line(RESTOCKING_FEE, item.title if item else "", None, 1, rl.restocking_fee, rate))
-    fee_rate = max(rates, default=Decimal(24))
     for fee in ret.shipping_fees:
         if fee:
-            lines.append(Line(RETURN_SHIPPING_FEE, "Return shipping", None, 1, fee, fee_rate))
+            lines += [Line(RETURN_SHIPPING_FEE, "Return shipping", None, 1, part, rate)
+                      for rate, part in _by_rate(fee, carried or {Decimal(24): Decimal(1)}, order.currency)]
     return lines
+
+
+def _by_rate(amount: Decimal, weights: "Mapping[Decimal, Decimal]", currency: str) -> list[tuple[Decimal, Decimal]]:
+    """`amount` split across VAT rates in proportion to `weights` (D5: rounded to the minor unit,
+    the parts adding up exactly), the highest rate first; parts of zero are left out."""
+    rates = sorted(weights, reverse=True)
+    return [(rate, part) for rate, part in zip(rates, split(amount, [weights[r] for r in rates], currency))
+            if part != 0]
 
 
 def _adjustment_lines(order: Order, difference: Decimal) -> list[Line]:
     """F2: money no line explains. Its VAT follows the order: one rate → that rate; several →
-    split in proportion to the order's amounts at each rate, to the minor unit exactly."""
+    split in proportion to what the customer paid at each rate as the order was placed, VAT
+    included (items at the price paid, shipping at its own rate), whether the shop lists prices
+    with or without VAT, to the minor unit exactly (D5)."""
     if difference == 0:
         return []
     weights: "OrderedDict[Decimal, Decimal]" = OrderedDict()
@@ -254,16 +267,12 @@ def _adjustment_lines(order: Order, difference: Decimal) -> list[Line]:
         if item.id in exchanged:   # the original sale's amounts, not what an exchange added
             continue
         rate = vat_rate(item.vat_rates, item.title)
-        weights[rate] = weights.get(rate, ZERO) + item.unit_price * item.quantity
+        weights[rate] = weights.get(rate, ZERO) + listed_gross(order, item.unit_price * item.quantity, rate)
     for ship in order.shipping_lines.values():
         rate = vat_rate(ship.vat_rates, ship.title)
-        weights[rate] = weights.get(rate, ZERO) + ship.price
-    if not weights:
-        weights[Decimal(24)] = Decimal(1)
-    rates = sorted(weights, reverse=True)
-    parts = split(difference, [weights[r] for r in rates], order.currency)
+        weights[rate] = weights.get(rate, ZERO) + listed_gross(order, ship.price, rate)
     return [Line(ADJUSTMENT, "Adjustment (refund not matched by lines)", None, 1, part, rate)
-            for rate, part in zip(rates, parts) if part != 0]
+            for rate, part in _by_rate(difference, weights or {Decimal(24): Decimal(1)}, order.currency)]
 
 
 def _balanced(order: Order, lines: list[Line], refunded: Decimal) -> list[Line]:
@@ -325,7 +334,30 @@ def decide(order: Order, existing: Mapping[str, frozenset[str]] | None = None,
             case, new = _decide_lone_refund(order, refund, existing, start)
             cases.append(case)
             plans.extend(new)
+    plans.extend(_corrections(order, existing))
     return Decision(cases=tuple(cases), plans=tuple(plans), currency=order.currency)
+
+
+def _corrections(order: Order, existing: Mapping[str, frozenset[str]]) -> list[Plan]:
+    """F3: a refund invoiced while its money was pending, whose money then failed, gets one
+    correcting invoice: the lines it put on that invoice with the opposite sign, its reference
+    naming the invoice it corrects. Once per refund, whatever else happens on the order."""
+    returns = {r.id: r for r in order.returns}
+    plans = []
+    for refund in order.refunds:
+        key = f"correction-{numeric_id(refund.id)}"
+        corrected = next((k for k, ids in existing.items() if refund.id in ids
+                          and k.split("-", 1)[0] in ("return", "refund", "exchange")), None)
+        if corrected is None or key in existing or not _failed(refund):
+            continue
+        attempted = sum((t.amount for t in refund.transactions if t.kind == "REFUND"), ZERO)
+        credited = _balanced(order, _item_lines(order, [refund]) + _shipping_lines(order, [refund]), attempted)
+        ret = returns.get(refund.return_id)
+        plans.append(Plan(key, "correction", ret.id if ret else refund.id, ret.id if ret else None,
+                          ret.name if ret else None, (refund.id,),
+                          tuple(Line(l.kind, l.description, l.sku, -l.quantity, -l.amount, l.vat_rate) for l in credited),
+                          refund_gateway(order, [refund]), corrects=corrected))
+    return plans
 
 
 def _test_order(order: Order) -> Decision:

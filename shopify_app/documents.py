@@ -50,7 +50,7 @@ def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, c
            ON CONFLICT (shop_id, doc_key) DO NOTHING RETURNING id""",
         (shop_id, order["id"], case_id, plan.key, plan.trigger, plan.return_id, plan.return_name,
          list(plan.refund_ids), Jsonb([line_dict(l) for l in plan.lines]), plan.total, currency, plan.gateway,
-         invoicing.reference(order["name"], plan.key, plan.return_name)),
+         invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects)),
     ).fetchone()
     if row:
         timeline.add(conn, shop_id, order["id"], case_id, "document_claimed",

@@ -25,13 +25,18 @@ TRIGGER_TEXT = {
     "exchange_settled": "Reikningur vegna vöruskipta {ret} á pöntun {order}",
     "refund": "Kreditreikningur vegna endurgreiðslu á pöntun {order}",
     "manual": "Kreditreikningur skráður handvirkt á pöntun {order}",
+    "correction": "Leiðrétting á reikningi vegna endurgreiðslu á pöntun {order}: greiðslan til viðskiptavinar "
+                  "mistókst",
 }
 
 
-def reference(order_name: str, doc_key: str, return_name: str | None) -> str:
+def reference(order_name: str, doc_key: str, return_name: str | None, corrects: str | None = None) -> str:
     """C7: the reference names the Shopify order and return, e.g. `#1001 / #1001-R1`; a refund's
     own invoice adds the refund, so every document's reference is unique (we look invoices up
-    by it before retrying a create whose outcome is unknown)."""
+    by it before retrying a create whose outcome is unknown). A correction (F3) names the
+    invoice it corrects, and the refund whose money failed."""
+    if corrects:
+        return f"{reference(order_name, corrects, return_name)} / leiðrétting {doc_key.split('-', 1)[1]}"
     parts = [order_name]
     if return_name:
         parts.append(return_name)

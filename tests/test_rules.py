@@ -80,6 +80,28 @@ def test_R5_restocking_fee_is_its_own_charged_line():
     assert neutral(plan) == [("item", "BOLUR-M", -2, "-5000", "24"), ("restocking_fee", None, 1, "500", "24")]
 
 
+def test_R5_a_return_shipping_fee_on_goods_at_two_rates_is_split_across_both():
+    bok = item(1, "BOK", 3000, 1, rate="11")
+    bolur = item(2, "BOLUR", 1000, 1, rate="24")
+    d = decide(order([bok, bolur], refunds=[refund(1, lines=[(bok, 1), (bolur, 1)], money=3499, return_id=R)],
+                     returns=[a_return(1, lines=[(bok, 1), (bolur, 1)], status="CLOSED", closed_minute=30, fee=501)]))
+    [plan] = d.plans
+    fees = [(l.kind, str(l.amount), str(l.vat_rate)) for l in plan.lines if l.kind == "return_shipping_fee"]
+    # In proportion to the goods carried back at each rate, VAT included (1.000 : 3.000).
+    assert fees == [("return_shipping_fee", "125", "24"), ("return_shipping_fee", "376", "11")]
+    assert plan.total == D(-3499)
+
+
+def test_F2_the_basis_is_vat_included_so_shops_with_and_without_vat_in_prices_split_alike():
+    def split_of(taxes_included):
+        # The same goods: 3.330 kr. at 11 % and 1.240 kr. at 24 %, VAT included.
+        bok = item(1, "BOK", 3330 if taxes_included else 3000, 1, rate="11", taxes_included=taxes_included)
+        bolur = item(2, "BOLUR", 1240 if taxes_included else 1000, 1, rate="24", taxes_included=taxes_included)
+        [plan] = decide(order([bok, bolur], refunds=[refund(1, money=1000)], taxes_included=taxes_included)).plans
+        return neutral(plan)
+    assert split_of(True) == split_of(False) == [("adjustment", None, 1, "-271", "24"), ("adjustment", None, 1, "-729", "11")]
+
+
 def test_R6_only_refunded_items_are_on_the_invoice():
     sokkar = item(1, "SOKKAR", 1200, 3)
     d = decide(order([sokkar], refunds=[refund(1, lines=[(sokkar, 1)], return_id=R)],
@@ -181,6 +203,19 @@ def test_F3_a_pending_refund_without_a_return_is_invoiced_when_made():
     krus = item(1, "KRUS", 1990, 2)
     [plan] = decide(order([krus], refunds=[refund(1, lines=[(krus, 1)], status="PENDING")])).plans
     assert plan.total == D(-1990)
+
+
+def test_F3_a_refund_invoiced_while_pending_that_fails_later_is_corrected_once():
+    krus = item(1, "KRUS", 1990, 2)
+    pending = refund(1, lines=[(krus, 1)], status="PENDING")
+    [first] = decide(order([krus], refunds=[pending])).plans
+    existing = {first.key: frozenset(first.refund_ids)}
+    failed = refund(1, lines=[(krus, 1)], status="FAILURE")
+    [correction] = decide(order([krus], refunds=[failed]), existing).plans
+    assert (correction.key, correction.trigger, correction.corrects) == ("correction-1", "correction", "refund-1")
+    assert neutral(correction) == [("item", "KRUS", 1, "1990", "24")] and correction.total == -first.total
+    existing[correction.key] = frozenset(correction.refund_ids)
+    assert decide(order([krus], refunds=[failed]), existing).plans == ()   # exactly once
 
 
 def test_F3_a_failed_refund_inside_a_return_is_left_off_its_invoice():

@@ -765,7 +765,8 @@ class PaydayStandin:
             query = (request.args.get("query") or "").strip().casefold()
             with standin._lock:
                 rows = [p for p in g.company.products.values() if not query
-                        or (p.get("sku") or "").casefold().startswith(query) or query in (p.get("name") or "").casefold()]
+                        or (p.get("sku") or "").casefold().startswith(query)  # SPIKE 5: SKU prefix or name
+                        or query in (p.get("name") or "").casefold()]
                 return _json(200, _page([_public_product(p) for p in rows], "products", max_pages=standin.max_pages))
 
         @app.get("/products/sku/", strict_slashes=False)
@@ -845,7 +846,8 @@ class PaydayStandin:
         if query and search != "ignored":
             def fields(inv):
                 if search == "reference":
-                    return (inv.get("reference"), inv.get("description"), inv["customer"].get("name"), inv.get("number"))
+                    return (inv.get("reference"), inv.get("description"), inv["customer"].get("name"),
+                            inv.get("number"))
                 return (inv["customer"].get("name"), inv.get("number"))
             rows = [inv for inv in rows if any(query in str(v).casefold() for v in fields(inv) if v is not None)]
         mode = self._modes["filters"]
@@ -897,7 +899,8 @@ class PaydayStandin:
                 invoice.update(status="SENT", paidDate=None, paymentType=None)
             if body.get("claimCancelledDate"):
                 if not _is_date(body["claimCancelledDate"]):
-                    raise _Refusal(400, {"message": "Invalid data. claimCancelledDate is not a valid date."})  # [invented]
+                    raise _Refusal(400, {"message": "Invalid data. claimCancelledDate is not a valid "
+                                                    "date."})  # [invented]
                 invoice.update(claimCancelled=True, claimCancelledDate=body["claimCancelledDate"])
         elif wanted == "CANCELLED":
             if status != "SENT":
