@@ -163,7 +163,8 @@ def redact_customer(event: dict) -> None:
         order_ids = [o["id"] for o in found]
         conn.execute("""UPDATE orders SET customer_name = NULL, customer_email = NULL, customer_id = NULL,
                                redacted_at = now() WHERE id = ANY(%s)""", (order_ids,))
-        for table, column in (("documents", "last_error"), ("cases", "reason"), ("timeline", "detail")):
+        for table, column in (("documents", "last_error"), ("documents", "note"), ("cases", "reason"),
+                              ("timeline", "detail")):
             for row in conn.execute(f"SELECT id, {column} AS v FROM {table} WHERE order_id = ANY(%s)",
                                     (order_ids,)).fetchall():
                 clean = scrub(row["v"], values, free_text=table == "documents")

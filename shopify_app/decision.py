@@ -70,6 +70,9 @@ class Plan:
     lines: tuple[Line, ...]
     gateway: str | None
     corrects: str | None = None     # a correction's original document key (its reference names it)
+    dated: datetime | None = None   # the trigger's moment: the invoice's date
+    paid: datetime | None = None    # when the refund's money moved: the invoice's payment date
+    note: str | None = None         # the merchant's note on the refunds (why), carried to the invoice
 
     @property
     def total(self) -> Decimal:
@@ -356,8 +359,15 @@ def _corrections(order: Order, existing: Mapping[str, frozenset[str]]) -> list[P
         plans.append(Plan(key, "correction", ret.id if ret else refund.id, ret.id if ret else None,
                           ret.name if ret else None, (refund.id,),
                           tuple(Line(l.kind, l.description, l.sku, -l.quantity, -l.amount, l.vat_rate) for l in credited),
-                          refund_gateway(order, [refund]), corrects=corrected))
+                          refund_gateway(order, [refund]), corrects=corrected,
+                          dated=_moved_at([refund], ("FAILURE", "ERROR"))))
     return plans
+
+
+def _moved_at(refunds, statuses=("SUCCESS",)) -> datetime | None:
+    """When the refunds' money last moved (or, for a correction, failed)."""
+    return max((t.processed_at for r in refunds for t in r.transactions
+                if t.kind == "REFUND" and t.status in statuses and t.processed_at), default=None)
 
 
 def _test_order(order: Order) -> Decision:
@@ -419,7 +429,8 @@ def _decide_return(order, ret: Return, refunds, existing, covered, start) -> tup
             else:
                 lines = _balanced(order, lines, refunded)
                 plans.append(Plan(main_key, trigger, ret.id, ret.id, ret.name, tuple(r.id for r in before),
-                                  tuple(lines), refund_gateway(order, before)))
+                                  tuple(lines), refund_gateway(order, before), dated=_due_at(ret, refunds),
+                                  paid=_moved_at(before), note=_notes(before)))
             live = after
         for refund in live:   # R4: a refund after the close gets its own invoice
             if _before(start, refund.created_at):
@@ -466,7 +477,12 @@ def _refund_plan(order: Order, refund: Refund, ret: Return | None) -> Plan | Non
         return None
     return Plan(f"refund-{numeric_id(refund.id)}", "refund", ret.id if ret else refund.id,
                 ret.id if ret else None, ret.name if ret else None, (refund.id,), tuple(lines),
-                refund_gateway(order, [refund]))
+                refund_gateway(order, [refund]), dated=refund.created_at, paid=_moved_at([refund]),
+                note=_notes([refund]))
+
+
+def _notes(refunds) -> str | None:
+    return "; ".join(dict.fromkeys(r.note.strip() for r in refunds if r.note and r.note.strip())) or None
 
 
 def _decide_lone_refund(order: Order, refund: Refund, existing, start) -> tuple[Case, list[Plan]]:

@@ -12,7 +12,7 @@ idempotency key). Transient failures wait with growing pauses over hours, then f
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from psycopg.types.json import Jsonb
@@ -45,12 +45,13 @@ def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, c
     """Claim the document under its key; None when it is already claimed (by anyone, ever)."""
     row = conn.execute(
         """INSERT INTO documents (shop_id, order_id, case_id, doc_key, trigger, return_gid, return_name, refund_gids,
-                                  lines, total, currency, gateway, reference, status)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'claimed')
+                                  lines, total, currency, gateway, reference, status, document_date, paid_date, note)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'claimed', %s, %s, %s)
            ON CONFLICT (shop_id, doc_key) DO NOTHING RETURNING id""",
         (shop_id, order["id"], case_id, plan.key, plan.trigger, plan.return_id, plan.return_name,
          list(plan.refund_ids), Jsonb([line_dict(l) for l in plan.lines]), plan.total, currency, plan.gateway,
-         invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects)),
+         invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects),
+         invoicing.iceland_day(plan.dated), invoicing.iceland_day(plan.paid), plan.note),
     ).fetchone()
     if row:
         timeline.add(conn, shop_id, order["id"], case_id, "document_claimed",
@@ -85,14 +86,15 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
             found = [inv for inv in client.find_invoices_by_reference(doc["reference"]) if _ours(inv, doc)]
             if found:
                 return _sent(doc, found[0], looked_up=True)
-        if customer.get("default_id"):
-            customer_id, by = customer["default_id"], "default"
+        if customer.get("default_id"):   # the shop's cash customer is never e-mailed
+            match = payday.CustomerMatch(customer["default_id"], "default", False)
         else:
-            customer_id, by = client.match_customer(**customer)
+            match = client.match_customer(**customer)
+        customer_id, by = match.id, match.by
         body = invoicing.invoice_body(
-            doc, order_name=doc["order_name"], customer_id=customer_id, today=date.today(),
+            doc, order_name=doc["order_name"], customer_id=customer_id, today=invoicing.iceland_day(),
             payment_type=settings.payment_types.get(doc["gateway"] or ""),
-            send_email=settings.send_email and by != "default",   # never e-mail the shop's cash customer
+            send_email=settings.send_email and match.has_email,
             original_number=_original_number(client, doc["order_name"], customer_id))
         with db.transaction() as conn:
             conn.execute("UPDATE documents SET status = 'sending', request_body = %s, customer_by = %s WHERE id = %s",

@@ -55,7 +55,7 @@ query SkilvisOrder($id: ID!, $returnsAfter: String) {{
 # The connections of each node kind, with what one element holds and how many come per page.
 REFUND_LINE = f"quantity lineItem {{ id }} subtotalSet {{ {MONEY} }} totalTaxSet {{ {MONEY} }}"
 REFUND_SHIPPING = f"shippingLine {{ id }} subtotalAmountSet {{ {MONEY} }} taxAmountSet {{ {MONEY} }}"
-REFUND_TRANSACTION = f"id kind status gateway amountSet {{ {MONEY} }}"
+REFUND_TRANSACTION = f"id kind status gateway processedAt amountSet {{ {MONEY} }}"
 RETURN_LINE = f"""__typename id quantity refundedQuantity
           ... on ReturnLineItem {{
             fulfillmentLineItem {{ lineItem {{ id }} }}
@@ -141,6 +141,7 @@ class Transaction:
     gateway: str | None
     amount: Decimal
     parent_id: str | None = None
+    processed_at: datetime | None = None   # when the money moved (or failed to)
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,8 @@ def _line_item(node, currency) -> LineItem:
 def _transaction(node, currency) -> Transaction:
     return Transaction(id=node["id"], kind=node["kind"], status=node["status"], gateway=node.get("gateway"),
                        amount=_amount(node.get("amountSet"), currency),
-                       parent_id=(node.get("parentTransaction") or {}).get("id"))
+                       parent_id=(node.get("parentTransaction") or {}).get("id"),
+                       processed_at=_when(node.get("processedAt")))
 
 
 def parse_order(data: dict, withheld: bool = False) -> Order:

@@ -6,11 +6,16 @@ credited lines carry a negative unit price with a positive quantity, as Payday's
 send them. Charged lines (fees, exchange items) are positive."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from .decision import ADJUSTMENT, EXCHANGE_ITEM, ITEM, RESTOCKING_FEE, RETURN_SHIPPING_FEE, SHIPPING
 
+ICELAND = ZoneInfo("Atlantic/Reykjavik")
+# Gateways whose id does not read as their name once the underscores go.
+GATEWAY_NAMES = {"bogus": "Bogus (prufugreiðsla)", "manual": "Handvirk greiðsla", "cash": "Reiðufé",
+                 "gift_card": "Gjafakort"}
 UNIT_QUANTUM = Decimal("0.0001")  # Payday's money format: unit prices to 4 decimals (payday.md §2)
 
 # The invoice is a bookkeeping document for an Icelandic company: its text is Icelandic.
@@ -73,26 +78,45 @@ def payday_lines(lines: list[dict]) -> list[dict]:
     return result
 
 
+def iceland_day(moment: datetime | None = None) -> date | None:
+    """The calendar day of a moment in Iceland (Atlantic/Reykjavik), whatever the server's zone;
+    without a moment, today there."""
+    if moment is None:
+        return datetime.now(ICELAND).date()
+    return moment.astimezone(ICELAND).date()
+
+
+def gateway_name(gateway: str) -> str:
+    """How a customer reads Shopify's gateway id (`shopify_payments` → `Shopify Payments`)."""
+    return GATEWAY_NAMES.get(gateway) or gateway.replace("_", " ").strip().title()
+
+
 def invoice_body(doc: dict, *, order_name: str, customer_id: str, today: date, payment_type: str | None,
                  send_email: bool, original_number: str | None = None) -> dict:
     text = TRIGGER_TEXT[doc["trigger"]].format(ret=doc.get("return_name") or "", order=order_name)
     if doc.get("gateway"):
-        text += f". Endurgreitt/greitt um: {doc['gateway']}"  # C4: which gateway moved the money
+        text += f". Endurgreitt/greitt um: {gateway_name(doc['gateway'])}"  # C4: which gateway moved the money
     if original_number:
         text += f". Kreditfærir reikning nr. {original_number}"
+    if doc.get("note"):
+        text += f". Athugasemd: {doc['note'][:300]}"   # the merchant's reason, as given in Shopify
+    # Dated by what happened in Shopify (the close, the refund, the settlement), not by the day
+    # Skilvís got to send it; paid on the day the money moved.
+    dated = doc.get("document_date") or today
+    paid = doc.get("paid_date") or dated
     body = {
         "customer": {"id": customer_id},
         "description": text[:1024],
         "reference": doc["reference"],
-        "invoiceDate": today.isoformat(),
-        "dueDate": today.isoformat(),
-        "finalDueDate": today.isoformat(),
+        "invoiceDate": dated.isoformat(),
+        "dueDate": dated.isoformat(),
+        "finalDueDate": dated.isoformat(),
         "currencyCode": doc["currency"],
         "sendEmail": bool(send_email),
         "lines": payday_lines(doc["lines"]),
     }
     if payment_type:
-        body.update(status="PAID", paidDate=today.isoformat(), paymentType=payment_type)
+        body.update(status="PAID", paidDate=paid.isoformat(), paymentType=payment_type)
     else:
         body["status"] = "SENT"
     return body

@@ -22,6 +22,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import quote
@@ -163,6 +164,13 @@ class PostgresTokenStore:
 # --- the client ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CustomerMatch:
+    id: str
+    by: str              # kennitala | email | created
+    has_email: bool      # Payday has an address to e-mail the invoice to
+
+
 class PaydayClient:
     def __init__(self, base_url: str, client_id: str, client_secret: str, *, token_store=None,
                  http: requests.Session | None = None, sleep=time.sleep, timeout=TIMEOUT,
@@ -192,13 +200,13 @@ class PaydayClient:
 
     def find_or_create_customer(self, **buyer) -> str:
         """The Payday customer id for this buyer (see match_customer)."""
-        return self.match_customer(**buyer)[0]
+        return self.match_customer(**buyer).id
 
     def match_customer(self, *, kennitala: str | None = None, email: str | None = None, name: str,
                        address: str | None = None, zip_code: str | None = None, city: str | None = None,
                        country: str | None = None, phone: str | None = None,
-                       contact: str | None = None, language: str | None = None) -> tuple[str, str]:
-        """The Payday customer id for this buyer and how it was found (`kennitala`, `email` or
+                       contact: str | None = None, language: str | None = None) -> "CustomerMatch":
+        """The Payday customer for this buyer and how it was found (`kennitala`, `email` or
         `created`), in the order Payday's own apps use: kennitala, then an exact e-mail match,
         else a new customer.
 
@@ -212,15 +220,15 @@ class PaydayClient:
         if ssn:
             found = self.get_customer_by_ssn(ssn)
             if found and found.get("id"):
-                return str(found["id"]), "kennitala"
+                return CustomerMatch(str(found["id"]), "kennitala", bool((found.get("email") or "").strip()))
             if kennitala_rules.has_valid_check_digit(ssn):
-                return self._create_customer(ssn=ssn, **fields), "created"
+                return CustomerMatch(self._create_customer(ssn=ssn, **fields), "created", bool(email))
             log.info("kennitala fails the check digit and Payday does not know it: using the e-mail instead")
         if email and email.strip():
             found = self.find_customer_by_email(email)
             if found:
-                return str(found["id"]), "email"
-        return self._create_customer(ssn=None, **fields), "created"
+                return CustomerMatch(str(found["id"]), "email", True)
+        return CustomerMatch(self._create_customer(ssn=None, **fields), "created", bool(email and email.strip()))
 
     def get_customer(self, customer_id: str) -> dict:
         return self._call("GET", f"/customers/{quote(str(customer_id), safe='')}")

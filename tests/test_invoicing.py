@@ -61,5 +61,27 @@ def test_a_total_that_does_not_divide_exactly_is_booked_as_one_unit():
 def test_C4_the_description_names_the_gateway_and_the_credited_sale_invoice():
     body = invoicing.invoice_body(doc([ITEM]), order_name="#1001", customer_id="c1", today=date(2026, 11, 23),
                                   payment_type=None, send_email=False, original_number="1042")
-    assert "shopify_payments" in body["description"] and "1042" in body["description"]
+    # The customer reads the gateway's name, not Shopify's id for it.
+    assert "Shopify Payments" in body["description"] and "shopify_payments" not in body["description"]
+    assert "1042" in body["description"]
     assert "#1001-R1" in body["description"] and "#1001" in body["description"]
+
+
+def test_the_invoice_is_dated_by_its_trigger_and_paid_on_the_day_the_money_moved():
+    body = invoicing.invoice_body({**doc([ITEM]), "document_date": date(2026, 11, 20), "paid_date": date(2026, 11, 21)},
+                                  order_name="#1001", customer_id="c1", today=date(2026, 11, 23),
+                                  payment_type="pt-1", send_email=False)
+    assert (body["invoiceDate"], body["dueDate"], body["paidDate"]) == ("2026-11-20", "2026-11-20", "2026-11-21")
+
+
+def test_a_day_is_iceland_s_whatever_the_servers_zone():
+    from datetime import datetime, timedelta, timezone
+
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=timezone(timedelta(hours=-5)))   # New York, late evening
+    assert invoicing.iceland_day(late) == date(2026, 11, 21)
+
+
+def test_the_merchants_refund_note_is_carried_to_the_invoice():
+    body = invoicing.invoice_body({**doc([ITEM]), "note": "Of lítil"}, order_name="#1001", customer_id="c1",
+                                  today=date(2026, 11, 23), payment_type=None, send_email=False)
+    assert body["description"].endswith("Athugasemd: Of lítil")

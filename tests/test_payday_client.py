@@ -488,3 +488,15 @@ def test_reference_search_reads_every_page(api, payday, customer_id):
     found = api.find_invoices_by_reference(ref, perpage=2)
     assert sorted(inv["id"] for inv in found) == sorted(ids)  # Payday does not keep references unique
     assert len(payday.requests_to("/invoices", "GET")) == 3
+
+
+def test_send_email_only_where_payday_has_an_address(payday):
+    from shopify_app.payday import PaydayClient
+    from tests.plugins.payday_standin import PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET
+
+    api = PaydayClient(payday.url, PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET)
+    payday.add_customer(client_id=PAYDAY_CLIENT_ID, name="Fyrirtæki ehf.", ssn="1203894569")   # no e-mail on file
+    known = api.match_customer(kennitala="1203894569", email="buyer@example.is", name="Fyrirtæki ehf.")
+    assert (known.by, known.has_email) == ("kennitala", False)
+    made = api.match_customer(email=None, name="Gestur")
+    assert (made.by, made.has_email) == ("created", False)
