@@ -260,7 +260,16 @@ class PaydayClient:
         body = {"name": name, "ssn": ssn, "email": email, "address": address, "zipCode": zip_code,
                 "city": city, "country": country, "phone": phone, "contact": contact, "language": language}
         body = {k: v for k, v in body.items() if v is not None}
-        created = self.create_customer(body)
+        try:
+            created = self.create_customer(body)
+        except PaydayValidationError:
+            # Another worker may have just made the same customer (Payday refuses a second one
+            # with that kennitala or e-mail): one look before the document fails for good.
+            found = (self.get_customer_by_ssn(ssn) if ssn else None) or (
+                self.find_customer_by_email(email) if email else None)
+            if found and found.get("id"):
+                return str(found["id"])
+            raise
         if isinstance(created, dict):
             customer = created.get("customer") if isinstance(created.get("customer"), dict) else created
             if customer.get("id"):

@@ -500,3 +500,14 @@ def test_send_email_only_where_payday_has_an_address(payday):
     assert (known.by, known.has_email) == ("kennitala", False)
     made = api.match_customer(email=None, name="Gestur")
     assert (made.by, made.has_email) == ("created", False)
+
+
+def test_a_customer_another_worker_just_made_is_found_by_one_lookup_not_a_failure(payday):
+    from shopify_app.payday import PaydayClient
+    from tests.plugins.payday_standin import PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET
+
+    api = PaydayClient(payday.url, PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET)
+    payday.customer_race_next(1)   # the create is refused: "already exists"
+    match = api.match_customer(kennitala="1201603389", email="fyrirtaeki@example.is", name="Fyrirtæki ehf.")
+    assert match.by == "created" and match.id
+    assert [c["id"] for c in payday.customers if c.get("ssn") == "1201603389"] == [match.id]
