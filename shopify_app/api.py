@@ -171,6 +171,8 @@ def save_settings():
         # Custom POS payment types are matched exactly, case and spaces included (Payday H140):
         # the names are kept as typed.
         changes["payment_types"] = {str(k): str(v) for k, v in mapping.items() if str(k) and v}
+    if "payday_app" in body:
+        changes["payday_app"] = str(body["payday_app"])
     for flag in ("send_email", "kennitala_from_company", "auto_process"):
         if flag in body:
             changes[flag] = bool(body[flag])
@@ -206,6 +208,8 @@ def save_settings():
             message = i18n.gettext("Automatic processing can be turned on once Payday is connected.")
         elif "environment" in str(exc):
             message = i18n.gettext("Choose production or test.")
+        elif "payday_app" in str(exc):
+            message = i18n.gettext("Say whether Payday's own Shopify app is installed.")
         else:
             message = str(exc)
         return jsonify(ok=False, message=message), 400

@@ -199,6 +199,8 @@ def checklist(shop_id: int, settings: shop_settings.ShopSettings | None = None) 
         {"key": "connect", "done": settings.payday_connected, "text": i18n.gettext("Connect Payday")},
         {"key": "payment_types", "done": settings.payday_connected and not unmapped,
          "text": i18n.gettext("Choose a Payday payment type for each payment gateway")},
+        {"key": "payday_app", "done": settings.payday_app in ("not_installed", "credits_off"),
+         "text": i18n.gettext("Tell Skilvís whether Payday's own Shopify app makes credit invoices in this shop")},
         {"key": "auto_process", "done": settings.auto_process,
          "text": i18n.gettext("Turn on automatic processing")},
     ]

@@ -194,6 +194,9 @@ REASONS = {
         "Shopify does not share the customer's details with Skilvís: choose the Payday customer for such "
         "invoices under Settings → Payday"),
     "test_order": lazy_gettext("A test order: it is never sent to Payday"),
+    "payday_app_credits": lazy_gettext(
+        "Payday's own Shopify app makes credit invoices for returns and refunds too: to avoid crediting "
+        "twice, Skilvís waits until they are off there (Settings → Payday's Shopify app)"),
     # Orders a pass could not read (pipeline._finish): listed on the home page.
     "order_too_large": lazy_gettext(
         "Skilvís cannot read this order: it has more refunds, payments or lines in one return than Skilvís "

@@ -28,6 +28,8 @@ class ShopSettings:
     # (protected customer data not approved): Icelandic shops book such sales to a cash customer.
     payday_default_customer_id: str | None = None
     payday_default_customer_name: str | None = None
+    # Payday's own Shopify app, in this shop: unknown | not_installed | credits_off | credits_on.
+    payday_app: str = "unknown"
 
     @property
     def payday_connected(self) -> bool:
@@ -40,6 +42,8 @@ class ShopSettings:
             return "payday_not_connected"
         if not self.auto_process:
             return "automatic_processing_off"
+        if self.payday_app == "credits_on":
+            return "payday_app_credits"   # its credit invoice and ours: one return credited twice
         if customer_withheld and not self.payday_default_customer_id:
             return "default_customer_missing"
         return None
@@ -61,13 +65,13 @@ def load(shop_id: int, conn=None) -> ShopSettings:
         send_email=row["send_email"], kennitala_from_company=row["kennitala_from_company"],
         auto_process=row["auto_process"], invoices_from=row["starts"],
         payday_default_customer_id=row["payday_default_customer_id"],
-        payday_default_customer_name=row["payday_default_customer_name"],
+        payday_default_customer_name=row["payday_default_customer_name"], payday_app=row["payday_app"],
     )
 
 
 _FIELDS = ("payday_client_id", "payday_client_secret", "payday_environment", "payment_types", "send_email",
            "kennitala_from_company", "auto_process", "invoices_from", "payday_default_customer_id",
-           "payday_default_customer_name")
+           "payday_default_customer_name", "payday_app")
 
 
 def save(shop_id: int, **changes) -> ShopSettings:
@@ -78,6 +82,8 @@ def save(shop_id: int, **changes) -> ShopSettings:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
     current = load(shop_id)
     merged = {name: changes.get(name, getattr(current, name)) for name in _FIELDS}
+    if merged["payday_app"] not in PAYDAY_APP_ANSWERS:
+        raise ValueError("payday_app is one of " + ", ".join(PAYDAY_APP_ANSWERS))
     if merged["payday_environment"] not in ("production", "test"):
         raise ValueError("payday_environment is production or test")
     if merged["auto_process"] and not (merged["payday_client_id"] and merged["payday_client_secret"]):
@@ -88,10 +94,11 @@ def save(shop_id: int, **changes) -> ShopSettings:
         conn.execute(
             """INSERT INTO shop_settings (shop_id, payday_client_id, payday_client_secret_enc, payday_environment,
                                           payment_types, send_email, kennitala_from_company, auto_process,
-                                          invoices_from, payday_default_customer_id, payday_default_customer_name)
+                                          invoices_from, payday_default_customer_id, payday_default_customer_name,
+                                          payday_app)
                VALUES (%(shop_id)s, %(payday_client_id)s, %(secret)s, %(payday_environment)s, %(payment_types)s,
                        %(send_email)s, %(kennitala_from_company)s, %(auto_process)s, %(invoices_from)s,
-                       %(payday_default_customer_id)s, %(payday_default_customer_name)s)
+                       %(payday_default_customer_id)s, %(payday_default_customer_name)s, %(payday_app)s)
                ON CONFLICT (shop_id) DO UPDATE SET
                    payday_client_id = EXCLUDED.payday_client_id,
                    payday_client_secret_enc = EXCLUDED.payday_client_secret_enc,
@@ -101,6 +108,7 @@ def save(shop_id: int, **changes) -> ShopSettings:
                    auto_process = EXCLUDED.auto_process, invoices_from = EXCLUDED.invoices_from,
                    payday_default_customer_id = EXCLUDED.payday_default_customer_id,
                    payday_default_customer_name = EXCLUDED.payday_default_customer_name,
+                   payday_app = EXCLUDED.payday_app,
                    updated_at = now()""",
             {**merged, "shop_id": shop_id, "secret": crypto.encrypt(merged["payday_client_secret"]),
              "payment_types": Jsonb(merged["payment_types"])},
@@ -114,7 +122,9 @@ def save(shop_id: int, **changes) -> ShopSettings:
 
 
 # The reasons a case waits for the settings rather than for Shopify or Payday.
-WAITING_FOR_SETTINGS = ("automatic_processing_off", "payday_not_connected", "default_customer_missing")
+WAITING_FOR_SETTINGS = ("automatic_processing_off", "payday_not_connected", "default_customer_missing",
+                        "payday_app_credits")
+PAYDAY_APP_ANSWERS = ("unknown", "not_installed", "credits_off", "credits_on")
 
 
 def _unblocked(before: ShopSettings, after: ShopSettings) -> None:

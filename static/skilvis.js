@@ -245,6 +245,8 @@
         invoices_from: $("invoices-from").value,
         default_customer_id: $("default-customer").value,
       });
+      const paydayApp = settingsForm.querySelector('input[name="payday_app"]:checked');
+      if (paydayApp) body.payday_app = paydayApp.value;
       const data = await api("/api/settings", { method: "POST", body: body });
       setMessage($("settings-message"), data);
       if (data.ok) go(window.location.href);   // the checklist and switches follow the saved state

@@ -405,7 +405,7 @@ def test_settings_test_connection_fails_then_passes_and_saves(client, system, pa
     query = {"embedded": "1", "shop": SANDBOX_SHOP, "id_token": sandbox_token(system), "locale": "en"}
     html = client.get("/settings", query_string=query).get_data(as_text=True)
     assert re.findall(r'<li data-key="(\w+)" data-done="(\w+)"', html) == [
-        ("connect", "false"), ("payment_types", "false"), ("auto_process", "false")]
+        ("connect", "false"), ("payment_types", "false"), ("payday_app", "false"), ("auto_process", "false")]
     assert 'id="payday-client-id"' in html and 'id="auto-process" name="auto_process" disabled' in html
     bad = client.post("/api/settings/test-connection", headers=headers,
                       json={"client_id": PAYDAY_CLIENT_ID, "client_secret": "wrong", "environment": "test"}).json
@@ -420,7 +420,8 @@ def test_settings_test_connection_fails_then_passes_and_saves(client, system, pa
     saved = client.post("/api/settings", headers=headers, json={
         "client_id": PAYDAY_CLIENT_ID, "client_secret": PAYDAY_CLIENT_SECRET, "environment": "test",
         "payment_types": {"shopify_payments": type_id, "Gjafabréf POS ": type_id},
-        "send_email": True, "kennitala_from_company": False, "auto_process": True}).json
+        "send_email": True, "kennitala_from_company": False, "auto_process": True,
+        "payday_app": "not_installed"}).json
     assert saved["ok"] and all(c["done"] for c in saved["checklist"])
     settings = shop_settings.load(shop_id)
     assert (settings.payday_client_secret, settings.send_email, settings.kennitala_from_company,

@@ -169,7 +169,8 @@ class Sandbox:
         mapping = {gateway: self.payday.add_payment_type(title, client_id=PAYDAY_CLIENT[0])["id"]
                    for gateway, title in zip(GATEWAYS, ("Greiðslukort", "Millifærsla"))}
         shop_settings.save(shop_id, payday_client_id=PAYDAY_CLIENT[0], payday_client_secret=PAYDAY_CLIENT[1],
-                           payday_environment="test", payment_types=mapping, send_email=False, auto_process=True)
+                           payday_environment="test", payment_types=mapping, send_email=False, auto_process=True,
+                           payday_app="not_installed")
         return shop_id
 
     def play(self, timeout: float = 60.0) -> None:

@@ -1,0 +1,51 @@
+"""Payday's real contract (issue 9): what Skilvís does where Payday's behaviour is unconfirmed,
+through the real pipeline against the Payday stand-in."""
+from __future__ import annotations
+
+from shopify_app import db, shop_settings
+from shopify_app.sandbox.player import SHOP, install_shop, run_worker_until_idle
+
+ORDER = {"name": "#1001", "currency": "ISK", "taxes_included": True, "customer": {"email": "anna@example.is"},
+         "lines": [{"sku": "KRUS", "title": "Krús", "price": "1990", "quantity": 3, "tax_rate": "24"}],
+         "payment": {"gateway": "shopify_payments", "status": "success"}}
+
+
+def rows(sql, *params):
+    with db.transaction() as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def closed_return(system):
+    store = system.shopify.store
+    order = store.create_order(SHOP, ORDER)
+    store.apply(order, {"do": "return_open", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 3}]})
+    store.apply(order, {"do": "refund", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 3}]})
+    store.apply(order, {"do": "return_close", "return": "R1"})
+    system.shopify.deliver()
+    run_worker_until_idle()
+    return order
+
+
+def test_while_paydays_own_app_still_credits_skilvis_credits_nothing_and_says_why(system, client, payday):
+    shop_id = install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    shop_settings.save(shop_id, payday_app="credits_on")
+    closed_return(system)
+    assert payday.invoices == []
+    [case] = rows("SELECT status, reason FROM cases")
+    assert case["status"] == "open" and case["reason"]["code"] == "payday_app_credits"
+    query = {"embedded": "1", "shop": SHOP, "id_token": system.shopify.id_token(SHOP), "locale": "en"}
+    page = client.get("/settings", query_string=query).get_data(as_text=True)
+    assert 'data-testid="payday-app-warning"' in page
+    # Payday turned its app's credit invoices off: what waited is credited, once.
+    saved = client.post("/api/settings", json={"payday_app": "credits_off"},
+                        headers={"Authorization": f"Bearer {system.shopify.id_token(SHOP)}"})
+    assert saved.get_json()["ok"]
+    run_worker_until_idle()
+    assert len(payday.invoices) == 1
+
+
+def test_the_checklist_asks_about_paydays_own_app(system, client, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    query = {"embedded": "1", "shop": SHOP, "id_token": system.shopify.id_token(SHOP), "locale": "en"}
+    page = client.get("/", query_string=query).get_data(as_text=True)
+    assert 'data-key="payday_app" data-done="false"' in page
