@@ -12,6 +12,7 @@ idempotency key). Transient failures wait with growing pauses over hours, then f
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -82,10 +83,13 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
                                (doc["id"],)).fetchone()["attempts"]
     try:
         if doc["status"] == "sending":
-            # The last attempt's outcome is unknown: the invoice may exist already.
-            found = [inv for inv in client.find_invoices_by_reference(doc["reference"]) if _ours(inv, doc)]
+            # The last attempt's outcome is unknown: the invoice may exist already. It is looked
+            # for among the customer's own invoices, on its whole reference and total: Payday's
+            # search may not search references at all (docs/PAYDAY_MODEL.md).
+            sent_to = ((doc.get("request_body") or {}).get("customer") or {}).get("id")
+            found = client.find_own_invoice(sent_to, doc["reference"], Decimal(doc["total"])) if sent_to else None
             if found:
-                return _sent(doc, found[0], looked_up=True)
+                return _sent(doc, found, looked_up=True)
         if customer.get("default_id"):   # the shop's cash customer is never e-mailed
             match = payday.CustomerMatch(customer["default_id"], "default", False)
         else:
@@ -101,8 +105,15 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
                          (Jsonb(body), by, doc["id"]))
             timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_call",
                          {"doc_key": doc["doc_key"], "attempt": attempt})
-        invoice = client.create_invoice(body)
+        try:
+            invoice = client.create_invoice(body)
+        except payday.PaydayValidationError:
+            if body.get("status") != "PAID":
+                raise
+            invoice = _create_unpaid_then_pay(doc, client, body)
         return _sent(doc, invoice)
+    except payday.PaydayUnconfirmed as exc:
+        return _give_up(doc, "unconfirmed", str(exc), attempt)
     except payday.PaydayTransient as exc:
         return _retry_later(doc, exc, attempt)
     except payday.PaydayAuthError as exc:
@@ -111,24 +122,32 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
         return _give_up(doc, "validation", exc.message, attempt)
 
 
-def _ours(invoice: dict, doc: dict) -> bool:
-    """An invoice under our reference is ours only for our customer and our total: two stores
-    on one Payday company (a .is and a .com shop) both have an order #1001 with a return R1."""
-    sent = doc.get("request_body") or {}
-    customer = (sent.get("customer") or {}).get("id")
-    if customer is not None and (invoice.get("customer") or {}).get("id") != customer:
-        return False
-    amount = invoice.get("amountIncludingVat")
-    return amount is None or Decimal(str(amount)) == Decimal(doc["total"])
+def _create_unpaid_then_pay(doc: dict, client, body: dict) -> dict:
+    """Payday refused the credit invoice as PAID (whether it takes a paid invoice with a negative
+    total is unconfirmed): it is created unpaid, and its payment registered once Payday has
+    issued it (fetch_number), since Payday changes no status before that."""
+    payment = {"paidDate": body.get("paidDate"), "paymentType": body.get("paymentType")}
+    unpaid = {**{k: v for k, v in body.items() if k not in payment}, "status": "SENT"}
+    with db.transaction() as conn:
+        conn.execute("UPDATE documents SET request_body = %s, pay_later = %s WHERE id = %s",
+                     (Jsonb(unpaid), Jsonb(payment), doc["id"]))
+    return client.create_invoice(unpaid)
+
+
+# How many of the customer's newest pages of invoices the sale invoice is looked for in (C7): a
+# nicety, so a bounded one.
+ORIGINAL_PAGES = 2
 
 
 def _original_number(client, order_name: str, customer_id: str | None) -> str | None:
-    """C7: name the sale invoice this credits, when Payday has one under the order's name for
-    the same customer (another store's order of that name is not it)."""
+    """C7: name the sale invoice this credits: the customer's invoice (another store's order of
+    that name is another customer's) with a positive total that names the order where Payday's
+    own Shopify app writes it, in the description, or in the reference."""
+    number = re.compile(rf"(?<![\w-]){re.escape(order_name.strip().lstrip('#'))}(?![\w-])")
     try:
-        for invoice in client.find_invoices_by_reference(order_name):
-            if (invoice.get("number") and float(invoice.get("amountIncludingVat") or 0) > 0
-                    and (invoice.get("customer") or {}).get("id") == customer_id):
+        for invoice in client.customer_invoices(customer_id, newest_pages=ORIGINAL_PAGES):
+            text = f"{invoice.get('description') or ''} {invoice.get('reference') or ''}"
+            if invoice.get("number") and float(invoice.get("amountIncludingVat") or 0) > 0 and number.search(text):
                 return str(invoice["number"])
     except payday.PaydayError:
         pass  # a nicety: never worth failing the credit invoice over
@@ -181,7 +200,23 @@ def fetch_number(doc_id: int, client: payday.PaydayClient) -> str | None:
     if number:
         with db.transaction() as conn:
             conn.execute("UPDATE documents SET payday_number = %s WHERE id = %s", (number, doc_id))
+        if doc["pay_later"]:
+            _register_payment(doc, client)
     return number
+
+
+def _register_payment(doc: dict, client) -> None:
+    """The payment of a credit invoice Payday would not create as paid, now that it is issued."""
+    try:
+        client.mark_paid(doc["payday_invoice_id"], paid_date=doc["pay_later"]["paidDate"],
+                         payment_type=doc["pay_later"]["paymentType"])
+        kind, detail = "payday_payment_registered", {"doc_key": doc["doc_key"]}
+    except payday.PaydayValidationError as exc:
+        # Payday keeps it unpaid: the bookkeeper registers the payment by hand.
+        kind, detail = "payday_payment_refused", {"doc_key": doc["doc_key"], "error": exc.message}
+    with db.transaction() as conn:
+        conn.execute("UPDATE documents SET pay_later = NULL WHERE id = %s", (doc["id"],))
+        timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], kind, detail)
 
 
 def retry(doc_id: int, shop_id: int, conn=None) -> bool:
@@ -200,6 +235,7 @@ def retry(doc_id: int, shop_id: int, conn=None) -> bool:
 def _reset_failed(conn, doc_id: int, shop_id: int) -> dict | None:
     row = conn.execute(
         """UPDATE documents SET status = CASE WHEN payday_invoice_id IS NULL AND request_body IS NOT NULL
+                                                   AND last_error_kind IS DISTINCT FROM 'unconfirmed'
                                               THEN 'sending' ELSE 'claimed' END,
                attempts = 0, next_attempt_at = now(), last_error = NULL, last_error_kind = NULL
            WHERE id = %s AND shop_id = %s AND status = 'failed' RETURNING order_id, case_id, doc_key""",

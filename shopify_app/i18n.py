@@ -186,6 +186,9 @@ REASONS = {
     "payday_transient": lazy_gettext("Payday could not be reached after many attempts: %(error)s"),
     "payday_data": lazy_gettext("The order's data could not be put on an invoice: %(error)s"),
     "payday_error": lazy_gettext("Payday reported an error: %(error)s"),
+    "payday_unconfirmed": lazy_gettext(
+        "Payday's answer was lost and Skilvís could not confirm whether the invoice was made (%(error)s). "
+        "Look for it in Payday; if it is not there, press Retry"),
     "retrying": lazy_gettext("Payday did not answer; trying again %(when)s (attempt %(attempts)s): %(error)s"),
     "automatic_processing_off": lazy_gettext(
         "Automatic processing is off: turn it on in Settings, or create the credit invoice by hand"),
@@ -278,6 +281,9 @@ TIMELINE = {
     "payday_call": lazy_gettext("Sent to Payday: %(doc_key)s (attempt %(attempt)s)"),
     "payday_invoice_created": lazy_gettext("Payday created invoice %(doc_key)s"),
     "payday_invoice_found": lazy_gettext("Invoice %(doc_key)s found in Payday by its reference"),
+    "payday_payment_registered": lazy_gettext("Payment of %(doc_key)s registered in Payday"),
+    "payday_payment_refused": lazy_gettext(
+        "Payday would not register the payment of %(doc_key)s; register it in Payday: %(error)s"),
     "payday_error": lazy_gettext("Payday error on %(doc_key)s: %(error)s"),
     "read_error": lazy_gettext("The order could not be read from Shopify: %(error)s"),
     "manual_credit": lazy_gettext("Credit invoice made by hand: %(total)s"),

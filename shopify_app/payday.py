@@ -8,8 +8,8 @@ auth (the merchant must fix the connection) or validation (Payday refused this i
 own words are kept for the merchant).
 
 Payday has no idempotency key. The client therefore never repeats a POST by itself; when a
-create's outcome is unknown (`PaydayTransient.outcome_unknown`) the caller looks the invoice
-up by its `reference` (`find_invoices_by_reference`) before trying again. Reads are repeated a
+create's outcome is unknown (`PaydayTransient.outcome_unknown`) the caller looks for the invoice
+among the customer's own invoices (`find_own_invoice`) before trying again. Reads are repeated a
 few times in place, waiting out short Retry-After pauses.
 
 This module sends what it is given: invoice bodies are built elsewhere.
@@ -52,6 +52,10 @@ TOKEN_MARGIN = timedelta(minutes=5)
 DEFAULT_TOKEN_LIFETIME = 86400
 PAGE_SIZE = 100
 MAX_PAGES = 20
+# A customer's invoices are read 500 to a page (Payday's most, as far as is known) and at most
+# 40 pages: 20,000 invoices, a cash customer's years of sales included.
+LOOKUP_PERPAGE = 500
+LOOKUP_PAGES = 40
 
 
 class PaydayError(Exception):
@@ -95,6 +99,11 @@ class PaydayValidationError(PaydayError):
         self.message = message
         self.status = status
         self.code = code
+
+
+class PaydayUnconfirmed(PaydayError):
+    """Payday could not be asked enough to be sure whether it holds an invoice: creating it
+    again could make a second one, so the merchant is asked to look."""
 
 
 class PaydayNotFound(PaydayValidationError):
@@ -304,20 +313,37 @@ class PaydayClient:
             params["query"] = query
         return self._call("GET", "/invoices", params=params)
 
-    def find_invoices_by_reference(self, reference: str, *, perpage: int = PAGE_SIZE,
-                                   max_pages: int = MAX_PAGES) -> list[dict]:
-        """Every invoice whose `reference` is exactly this one: how a create whose answer was
-        lost is checked before it is sent again (Payday has no idempotency key)."""
-        found, page = [], 1
-        while page <= max_pages:
-            answer = self.list_invoices(query=reference, page=page, perpage=perpage)
-            items = _items(answer, "invoices", "data")
-            found += [inv for inv in items if inv.get("reference") == reference]
-            pages = answer.get("pages") if isinstance(answer, dict) else None
-            if (pages is not None and page >= int(pages)) or (pages is None and len(items) < perpage) or not items:
-                break
-            page += 1
-        return found
+    def customer_invoices(self, customer_id: str, *, newest_pages: int | None = None):
+        """The customer's invoices, newest pages first: GET /customers/{id}/invoice pages through
+        them without `query` or filters (docs/PAYDAY_MODEL.md: `query` may search neither
+        reference nor anything else, and unknown filters are ignored). The order of the list is
+        not documented, so the first page is read, then the rest from the last back, at most
+        `newest_pages` in all; raises PaydayUnconfirmed when they were not all read."""
+        newest_pages = newest_pages or LOOKUP_PAGES
+        path = f"/customers/{quote(str(customer_id), safe='')}/invoice"
+        first = self._call("GET", path, params={"perpage": LOOKUP_PERPAGE, "page": 1})
+        yield from _items(first, "invoices")
+        pages = int(first.get("pages") or 1) if isinstance(first, dict) else 1
+        for page in range(pages, 1, -1):
+            if pages - page + 2 > newest_pages:
+                raise PaydayUnconfirmed(f"the customer has more than {newest_pages} pages of invoices")
+            yield from _items(self._call("GET", path, params={"perpage": LOOKUP_PERPAGE, "page": page}), "invoices")
+
+    def find_own_invoice(self, customer_id: str, reference: str, total: Decimal) -> dict | None:
+        """The invoice we created for this customer under this reference and total, if Payday has
+        it: how a create whose answer was lost is checked before it is sent again (Payday has no
+        idempotency key). Compared on the whole reference and the total, not trusted to a search."""
+        for invoice in self.customer_invoices(customer_id):
+            amount = invoice.get("amountIncludingVat")
+            if invoice.get("reference") == reference and (amount is None or Decimal(str(amount)) == total):
+                return invoice
+        return None
+
+    def mark_paid(self, invoice_id: str, *, paid_date: str, payment_type: str) -> dict:
+        """Register the payment of an issued invoice (PUT /invoices/{id}, status PAID): a credit
+        invoice Payday refused to create as paid is created unpaid, then marked paid once issued."""
+        return self._call("PUT", f"/invoices/{quote(str(invoice_id), safe='')}",
+                          body={"status": "PAID", "paidDate": paid_date, "paymentType": payment_type}, repeatable=True)
 
     # --- settings --------------------------------------------------------------------------
 

@@ -273,7 +273,8 @@ def sandbox_token(system):
 
 def test_retry_turns_a_failed_case_into_created(client, system, sandbox_order, payday):
     store = system.shopify.store
-    payday.fail_next(1, status=400, body={"message": "Viðskiptavinur er ekki til"}, paths=("POST /invoices",))
+    # Refused as paid, and again unpaid (a paid credit may be refused alone: docs/PAYDAY_MODEL.md).
+    payday.fail_next(2, status=400, body={"message": "Viðskiptavinur er ekki til"}, paths=("POST /invoices",))
     store.apply(sandbox_order, {"do": "refund", "lines": [{"sku": "KRUS", "quantity": 1}]})
     system.shopify.deliver()
     run_worker_until_idle()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from datetime import datetime, timedelta, timezone
 
+from decimal import Decimal
+
 import pytest
 import requests
 
@@ -70,7 +72,7 @@ def test_one_login_serves_every_call_and_carries_only_the_credentials(api, payda
     api.payment_types()
     api.vat_rates()
     api.get_customer(customer_id)
-    api.find_invoices_by_reference("#1001 / #1001-R1")
+    api.find_own_invoice(customer_id, "#1001 / #1001-R1", Decimal(-1))
     [login] = token_calls(payday)
     assert login["json"] == {"clientId": PAYDAY_CLIENT_ID, "clientSecret": PAYDAY_CLIENT_SECRET}
     assert "Authorization" not in login["headers"]
@@ -277,8 +279,8 @@ def test_two_companies_never_see_each_others_data(api, payday, sleeps):
     assert [t["title"] for t in other.payment_types()] == ["Reiðufé"]
     api.create_invoice(invoice_body(mine))
     other.create_invoice(invoice_body(theirs))
-    assert api.find_invoices_by_reference("#1001 / #1001-R1")[0]["number"] == 1
-    assert other.find_invoices_by_reference("#1001 / #1001-R1")[0]["number"] == 1
+    assert [inv["number"] for inv in api.customer_invoices(mine)] == [1]
+    assert [inv["number"] for inv in other.customer_invoices(theirs)] == [1]
 
 
 # --- invoices --------------------------------------------------------------------------------
@@ -401,7 +403,7 @@ def test_503_on_a_create_is_transient_and_never_repeated(api, payday, customer_i
         api.create_invoice(invoice_body(customer_id))
     assert failed.value.status == 503 and failed.value.outcome_unknown
     assert len(payday.requests_to("/invoices", "POST")) == 1 and sleeps == []
-    assert api.find_invoices_by_reference("#1001 / #1001-R1") == []  # so it is safe to send again
+    assert api.find_own_invoice(customer_id, "#1001 / #1001-R1", Decimal(-5970)) is None  # so it is safe to send again
 
 
 def test_429_carries_retry_after(api, payday, customer_id, sleeps):
@@ -467,27 +469,44 @@ def test_a_refused_connection_is_transient(sleeps):
         api.payment_types()
 
 
+@pytest.mark.parametrize("search", ["reference", "number_and_name", "ignored"])
 @pytest.mark.parametrize("status", [502, None], ids=["5xx", "dropped connection"])
-def test_outcome_unknown_create_is_found_by_its_exact_reference(api, payday, customer_id, status):
+def test_outcome_unknown_create_is_found_among_the_customers_invoices_whatever_the_search_does(
+        api, payday, customer_id, status, search):
+    payday.search = search
     near = api.create_invoice(invoice_body(customer_id, reference="#1001 / #1001-R10"))
     payday.fail_after_commit_next(1, status=status)
     with pytest.raises(PaydayTransient) as failed:
         api.create_invoice(invoice_body(customer_id, reference="#1001 / #1001-R1"))
     assert failed.value.outcome_unknown
     [stored] = [inv for inv in payday.invoices if inv["reference"] == "#1001 / #1001-R1"]
-    found = api.find_invoices_by_reference("#1001 / #1001-R1")
-    assert [inv["id"] for inv in found] == [stored["id"]]
-    assert near["id"] not in [inv["id"] for inv in found]
+    found = api.find_own_invoice(customer_id, "#1001 / #1001-R1", Decimal(str(stored["amountIncludingVat"])))
+    assert found["id"] == stored["id"] != near["id"]
+    assert payday.requests_to("/invoices", "GET") == []   # no search was trusted
 
 
-def test_reference_search_reads_every_page(api, payday, customer_id):
-    ref = "#2001 / #2001-R1"
-    ids = [api.create_invoice(invoice_body(customer_id, reference=ref))["id"] for _ in range(2)]
+def test_the_lookup_reads_the_first_page_then_from_the_last_back(api, payday, customer_id, monkeypatch):
+    from shopify_app import payday as payday_api
+
+    monkeypatch.setattr(payday_api, "LOOKUP_PERPAGE", 2)
+    ids = [api.create_invoice(invoice_body(customer_id, reference=f"#2001 / {n}"))["id"] for n in range(7)]
+    found = api.find_own_invoice(customer_id, "#2001 / 6", Decimal(str(payday.invoices[-1]["amountIncludingVat"])))
+    assert found["id"] == ids[-1]
+    pages = [r["query"].get("page") for r in payday.requests if r["path"].endswith("/invoice")]
+    assert pages == ["1", "4"]   # the newest invoice is on the last page: two reads, not four
+
+
+def test_a_customer_with_more_invoices_than_the_lookup_reads_is_unconfirmed_not_guessed(
+        api, payday, customer_id, monkeypatch):
+    from shopify_app import payday as payday_api
+    from shopify_app.payday import PaydayUnconfirmed
+
+    monkeypatch.setattr(payday_api, "LOOKUP_PERPAGE", 1)
+    monkeypatch.setattr(payday_api, "LOOKUP_PAGES", 2)
     for n in range(3):
-        api.create_invoice(invoice_body(customer_id, reference=f"{ref} ({n})"))
-    found = api.find_invoices_by_reference(ref, perpage=2)
-    assert sorted(inv["id"] for inv in found) == sorted(ids)  # Payday does not keep references unique
-    assert len(payday.requests_to("/invoices", "GET")) == 3
+        api.create_invoice(invoice_body(customer_id, reference=f"#2001 / {n}"))
+    with pytest.raises(PaydayUnconfirmed):
+        api.find_own_invoice(customer_id, "#9999 / gone", Decimal(-1))
 
 
 def test_send_email_only_where_payday_has_an_address(payday):

@@ -2,7 +2,7 @@
 through the real pipeline against the Payday stand-in."""
 from __future__ import annotations
 
-from shopify_app import db, shop_settings
+from shopify_app import db, events, shop_settings
 from shopify_app.sandbox.player import SHOP, install_shop, run_worker_until_idle
 
 ORDER = {"name": "#1001", "currency": "ISK", "taxes_included": True, "customer": {"email": "anna@example.is"},
@@ -49,3 +49,29 @@ def test_the_checklist_asks_about_paydays_own_app(system, client, payday):
     query = {"embedded": "1", "shop": SHOP, "id_token": system.shopify.id_token(SHOP), "locale": "en"}
     page = client.get("/", query_string=query).get_data(as_text=True)
     assert 'data-key="payday_app" data-done="false"' in page
+
+
+def test_a_paid_credit_payday_refuses_is_created_unpaid_and_marked_paid_once_issued(system, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    payday.paid_negative = "refused"
+    closed_return(system)
+    [invoice] = payday.invoices
+    assert invoice["status"] == "PAID" and invoice["paymentType"] and invoice["number"]
+    posts = [r for r in payday.requests if r["method"] == "POST" and r["path"] == "/invoices"]
+    assert [p["json"]["status"] for p in posts] == ["PAID", "SENT"]   # refused as paid, made unpaid
+    assert rows("SELECT pay_later FROM documents") == [{"pay_later": None}]
+    assert [r["kind"] for r in rows("SELECT kind FROM timeline WHERE kind LIKE 'payday_payment%%'")] == [
+        "payday_payment_registered"]
+
+
+def test_a_lost_answer_is_found_among_the_customers_invoices_not_created_twice(system, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    payday.configure({"search": "ignored", "lost_answers": 1.0})   # every create's answer is lost
+    closed_return(system)
+    payday.lost_answers = 0.0
+    with db.transaction() as conn:   # time passes to the next attempt
+        conn.execute("UPDATE documents SET next_attempt_at = now()")
+    events.sweep()
+    run_worker_until_idle()
+    assert len(payday.invoices) == 1 and payday.faults["lost_answers"] == 1
+    assert rows("SELECT status FROM documents") == [{"status": "sent"}]

@@ -139,7 +139,7 @@ def test_search_number_and_name_never_finds_a_reference(api, payday, three):
 
 
 def test_search_ignored_answers_every_invoice_page_by_page(api, payday, three):
-    assert payday.search == "ignored"  # the default
+    payday.search = "ignored"
     first = api.get("/invoices", query="#1002 / #1002-R1", perpage=2).json()
     assert (first["total"], first["pages"], first["perPage"], len(first["invoices"])) == (3, 2, 2, 2)
     assert refs(api.get("/invoices", query="#1002 / #1002-R1", perpage=2, page=2)) == ["#1003 / #1003-R1"]

@@ -546,6 +546,9 @@ def test_every_scenario_plays_and_every_webhook_validates(shopify, path):
         expected = TOPICS.get(step["do"])
         if step["do"] == "refund":
             expected = ["refunds/create"] + ["order_transactions/create"] * len(result.transactions)
+        if step["do"] == "settle" and not result:   # nothing pending: nothing changes, nothing is sent
+            assert events == [], step
+            continue
         assert [e.topic for e in events] == expected + ["orders/updated"], step
         for event in events:
             assert schema_errors(event) == []

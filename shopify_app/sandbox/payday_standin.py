@@ -104,9 +104,9 @@ MODE_VALUES = {
 DEFAULT_MODES = {
     # Nothing shows `query` searching `reference`. MCP describes it as "invoice number, customer
     # name, etc." (-> number_and_name, the harsher); NET saw Payday ignore a filter it does not
-    # support (-> ignored). The default is "ignored" while the app still looks invoices up by
-    # `query`; HARSHEST_MODES plays number_and_name (docs/PAYDAY_MODEL.md, B1).
-    "search": "ignored",
+    # support (-> ignored). The app trusts neither: it looks among the customer's own invoices
+    # (docs/PAYDAY_MODEL.md, B1).
+    "search": "number_and_name",
     "filters": "documented",
     "list_order": "oldest_first",   # no evidence: the harsher guess (a new invoice is on the last page)
     "max_pages": None,              # no evidence that Payday stops a list

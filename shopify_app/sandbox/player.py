@@ -10,7 +10,7 @@ from decimal import Decimal
 import requests
 from rq import Worker
 
-from .. import db, jobqueue, reconcile, shop_settings, shops
+from .. import db, events, jobqueue, reconcile, shop_settings, shops
 from ..money import to_money
 from .payday_standin import PaydayStandin
 from .shopify_standin import ShopifyStandin
@@ -102,6 +102,7 @@ class Player:
         delivery = scenario.get("delivery") or {}
         rng = random.Random(delivery.get("seed", 1))
         gateway = (scenario["order"].get("payment") or {}).get("gateway", "shopify_payments")
+        self.system.payday.configure(scenario.get("payday") or {})   # how unconfirmed Payday behaves
         shop_id = install_shop(self.system, currency=currency, taxes_included=shop_spec.get("taxes_included", True),
                                gateways=[gateway],
                                protected_customer_data=shop_spec.get("protected_customer_data", True))
@@ -115,7 +116,8 @@ class Player:
             documents = self.documents(order)
             steps.append({"do": step["do"], "statuses": self.statuses(order), "new_documents": documents[seen:]})
             seen = len(documents)
-        return {"steps": steps, "documents": self.documents(order), "statuses": self.statuses(order)}
+        return {"steps": steps, "documents": self.documents(order), "statuses": self.statuses(order),
+                "payday_faults": dict(self.system.payday.faults), "accounting": "payday"}
 
     def _deliver(self, delivery: dict, rng: random.Random, shop_id: int) -> None:
         self.system.shopify.deliver(duplicate=int(delivery.get("duplicate", 1)), shuffle=bool(delivery.get("shuffle")),
@@ -126,6 +128,23 @@ class Player:
         # (shopify.app.toml has no orders/updated).
         reconcile.reconcile_shop(shop_id)
         run_worker_until_idle()
+        self._wait_out_retries()
+
+    RETRY_ROUNDS = 5
+
+    def _wait_out_retries(self) -> None:
+        """Time passes until no document waits for its next attempt (a Payday answer lost, an
+        outage that ended): each round brings the waiting attempts forward and runs the
+        minute's sweep, the production path that retries them."""
+        for _ in range(self.RETRY_ROUNDS):
+            with db.transaction() as conn:
+                waiting = conn.execute("""UPDATE documents SET next_attempt_at = now()
+                                          WHERE status IN ('claimed', 'sending') AND next_attempt_at > now()
+                                          RETURNING id""").fetchall()
+            if not waiting:
+                return
+            events.sweep()
+            run_worker_until_idle()
 
     def statuses(self, order) -> dict:
         labels = {f"gid://shopify/Return/{r.id}": r.label for r in order.returns}
