@@ -51,13 +51,27 @@ def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, c
            ON CONFLICT (shop_id, doc_key) DO NOTHING RETURNING id""",
         (shop_id, order["id"], case_id, plan.key, plan.trigger, plan.return_id, plan.return_name,
          list(plan.refund_ids), Jsonb([line_dict(l) for l in plan.lines]), plan.total, currency, plan.gateway,
-         invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects),
+         _shop_mark(conn, shop_id) + invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects),
          invoicing.iceland_day(plan.dated), invoicing.iceland_day(plan.paid), plan.note),
     ).fetchone()
     if row:
         timeline.add(conn, shop_id, order["id"], case_id, "document_claimed",
                      {"doc_key": plan.key, "total": str(plan.total), "lines": len(plan.lines)})
     return row["id"] if row else None
+
+
+def _shop_mark(conn, shop_id: int) -> str:
+    """References must be unique in a Payday company, and two Shopify stores booking into one
+    (a .is and a .com store, with the same API client) both have an order #1001 with a return R1:
+    while another installed shop shares this shop's Payday client, its references begin with the
+    shop's name (`verslun: #1001 / #1001-R1`)."""
+    row = conn.execute(
+        """SELECT s.domain, EXISTS (
+               SELECT 1 FROM shop_settings o JOIN shops x ON x.id = o.shop_id
+               WHERE o.payday_client_id = me.payday_client_id AND o.shop_id <> me.shop_id
+                 AND x.uninstalled_at IS NULL) AS shared
+           FROM shop_settings me JOIN shops s ON s.id = me.shop_id WHERE me.shop_id = %s""", (shop_id,)).fetchone()
+    return f"{row['domain'].removesuffix('.myshopify.com')}: " if row and row["shared"] else ""
 
 
 def client_for(settings: shop_settings.ShopSettings) -> payday.PaydayClient:
@@ -95,14 +109,14 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
         else:
             match = client.match_customer(**customer)
         customer_id, by = match.id, match.by
+        original = _original_number(client, doc["order_name"], customer_id) if doc["trigger"] != "manual" else None
         body = invoicing.invoice_body(
             doc, order_name=doc["order_name"], customer_id=customer_id, today=invoicing.iceland_day(),
             payment_type=settings.payment_types.get(doc["gateway"] or ""),
-            send_email=settings.send_email and match.has_email,
-            original_number=_original_number(client, doc["order_name"], customer_id))
+            send_email=settings.send_email and match.has_email, original_number=original)
         with db.transaction() as conn:
-            conn.execute("UPDATE documents SET status = 'sending', request_body = %s, customer_by = %s WHERE id = %s",
-                         (Jsonb(body), by, doc["id"]))
+            conn.execute("""UPDATE documents SET status = 'sending', request_body = %s, customer_by = %s,
+                                   original_number = %s WHERE id = %s""", (Jsonb(body), by, original or "", doc["id"]))
             timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_call",
                          {"doc_key": doc["doc_key"], "attempt": attempt})
         try:

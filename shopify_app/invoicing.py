@@ -72,8 +72,10 @@ def payday_lines(lines: list[dict]) -> list[dict]:
         entry = {"position": position, "description": description[:1024], "quantity": quantity,
                  "unitPriceIncludingVat": _number(unit), "vatPercentage": _number(Decimal(line["vat_rate"])),
                  "discountPercentage": 0}
-        if line.get("sku") and line["kind"] in (ITEM, EXCHANGE_ITEM):
-            entry["sku"] = line["sku"]
+        # No sku: Payday moves a linked product's stock by -quantity when it issues the invoice
+        # (docs/PAYDAY_MODEL.md), so a credited line with its sku would take the returned goods
+        # out of stock a second time. The item is named by its title.
+
         result.append(entry)
     return result
 

@@ -25,12 +25,13 @@ def test_C7_a_refunds_own_invoice_has_its_own_reference():
     assert invoicing.reference("#1001", "refund-88", None) == "#1001 / refund-88"
 
 
-def test_credited_lines_have_positive_quantity_and_negative_unit_price_and_fees_are_charges():
+def test_credited_lines_have_positive_quantity_and_negative_unit_price_no_sku_and_fees_are_charges():
+    # No sku: Payday would move the product's stock out again (docs/PAYDAY_MODEL.md, stock).
     body = invoicing.invoice_body(doc([ITEM, FEE]), order_name="#1001", customer_id="c1", today=date(2026, 11, 23),
                                   payment_type=None, send_email=False)
     assert body["lines"] == [
         {"position": 1, "description": "Krús", "quantity": 3, "unitPriceIncludingVat": -1990, "vatPercentage": 24,
-         "discountPercentage": 0, "sku": "KRUS"},
+         "discountPercentage": 0},
         {"position": 2, "description": "Sendingargjald vegna skila", "quantity": 1, "unitPriceIncludingVat": 500,
          "vatPercentage": 24, "discountPercentage": 0}]
     assert body["reference"] == "#1001 / #1001-R1" and body["customer"] == {"id": "c1"}

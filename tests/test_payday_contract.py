@@ -75,3 +75,46 @@ def test_a_lost_answer_is_found_among_the_customers_invoices_not_created_twice(s
     run_worker_until_idle()
     assert len(payday.invoices) == 1 and payday.faults["lost_answers"] == 1
     assert rows("SELECT status FROM documents") == [{"status": "sent"}]
+
+
+def test_a_return_credited_in_payday_takes_no_goods_out_of_its_stock(system, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    payday.add_product("KRUS", 10)
+    closed_return(system)
+    [invoice] = payday.invoices
+    assert invoice["number"] and payday.stock("KRUS") == 10
+
+
+def test_references_are_unique_between_two_shops_booking_into_one_payday_company(system, payday):
+    from shopify_app import shops
+    from shopify_app.sandbox.player import PAYDAY_CLIENT
+
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    other = "skilvis-com.myshopify.com"
+    shops.save_tokens(other, shops.Tokens(access_token="shpat_x", expires_in=3600))
+    shop_settings.save(shops.get(other)["id"], payday_client_id=PAYDAY_CLIENT[0], payday_client_secret=PAYDAY_CLIENT[1])
+    closed_return(system)
+    [invoice] = payday.invoices
+    assert invoice["reference"] == "skilvis-sandbox: #1001 / #1001-R1"
+
+
+def test_C7_the_sale_invoice_is_found_by_the_order_number_in_its_description_and_named_on_the_page(
+        system, client, payday):
+    from shopify_app import payday as payday_api
+    from shopify_app.sandbox.player import PAYDAY_CLIENT
+
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    books = payday_api.PaydayClient(payday.url, *PAYDAY_CLIENT)
+    anna = books.find_or_create_customer(email="anna@example.is", name="Anna")
+    # As Payday's own Shopify app writes it: the order number in the description, no reference.
+    books.create_invoice({"customer": {"id": anna}, "status": "SENT", "description": "Shopify pöntun #1001",
+                          "lines": [{"description": "Krús", "quantity": 3, "unitPriceIncludingVat": 1990,
+                                     "vatPercentage": 24}]})
+    closed_return(system)
+    sale = next(inv for inv in payday.invoices if inv["description"] == "Shopify pöntun #1001")
+    [credit] = [inv for inv in payday.invoices if inv["reference"] == "#1001 / #1001-R1"]
+    assert credit["description"].endswith(f"Kreditfærir reikning nr. {sale['number']}")
+    [case] = rows("SELECT id FROM cases")
+    query = {"embedded": "1", "shop": SHOP, "id_token": system.shopify.id_token(SHOP), "locale": "en"}
+    page = client.get(f"/cases/{case['id']}", query_string=query).get_data(as_text=True)
+    assert f"Credits Payday invoice no. {sale['number']}" in page
