@@ -4,6 +4,7 @@ return stands. Pure: facts in, plans and states out; no I/O, so every rule tests
 Each document has a stable key, so deciding again (a duplicate webhook, a retry, the
 reconciliation pass) yields the same key and Postgres's unique constraint keeps it to one:
   return-<id>    a closed return's credit invoice (R1–R3, R5–R7)
+  return-<id>-<refund id>  the refunds made while it was reopened, at its next close (R9)
   exchange-<id>  a closed and settled exchange's invoice (E1–E4)
   refund-<id>    a refund after its return's invoice (R4), or a refund with no return (F1–F3)
   correction-<refund id>  F3: a refund invoiced while pending whose money then failed, corrected
@@ -394,8 +395,11 @@ def _decide_return(order, ret: Return, refunds, existing, covered, start) -> tup
         return case(OPEN, reason("waiting_for_close")), []   # R1: nothing before the close
 
     # R6, F3: a refund that moved no money (items taken back without refund, or money that
-    # failed) puts nothing on an invoice.
-    live = [r for r in refunds if r.id not in covered and _refund_money(r) > 0]
+    # failed) puts nothing on an invoice; except in a return with fees, where the items' value
+    # went to the fees (R10: the customer may even owe the rest).
+    fees = bool(ret.shipping_fees) or any(rl.restocking_fee for rl in ret.lines)
+    live = [r for r in refunds if r.id not in covered
+            and (_refund_money(r) > 0 or (fees and r.lines and not r.transactions))]
     plans: list[Plan] = []
     early = main_key not in existing and _before(start, _due_at(ret, refunds))
     try:
@@ -432,6 +436,18 @@ def _decide_return(order, ret: Return, refunds, existing, covered, start) -> tup
                                   tuple(lines), refund_gateway(order, before), dated=_due_at(ret, refunds),
                                   paid=_moved_at(before), note=_notes(before)))
             live = after
+        elif not ret.is_exchange:
+            # R9: refunds made while a closed return was reopened waited for its next close, which
+            # credits them together on one new invoice; fees were charged the first time.
+            again = [r for r in live if ret.closed_at and r.created_at <= ret.closed_at
+                     and not _before(start, r.created_at)]
+            if again:
+                lines = _balanced(order, _item_lines(order, again) + _shipping_lines(order, again),
+                                  sum((_refund_money(r) for r in again), ZERO))
+                plans.append(Plan(f"{main_key}-{numeric_id(again[0].id)}", "return_close", ret.id, ret.id, ret.name,
+                                  tuple(r.id for r in again), tuple(lines), refund_gateway(order, again),
+                                  dated=ret.closed_at, paid=_moved_at(again), note=_notes(again)))
+                live = [r for r in live if r not in again]
         for refund in live:   # R4: a refund after the close gets its own invoice
             if _before(start, refund.created_at):
                 early = True

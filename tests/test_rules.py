@@ -281,16 +281,44 @@ def test_two_returns_on_one_order_each_get_their_own_invoice():
     assert [(p.key, p.total) for p in d.plans] == [("return-1", D(-1990)), ("return-2", D(-2500))]
 
 
-def test_reopened_return_waits_and_a_new_close_invoices_only_the_new_refund():
+def test_R9_a_reopened_return_waits_and_its_next_close_credits_the_new_refunds_together_without_the_fee_again():
     krus = item(1, "KRUS", 1990, 3)
-    first = refund(1, lines=[(krus, 1)], return_id=R, minute=10)
-    existing = {"return-1": frozenset({first.id})}
-    later = refund(2, lines=[(krus, 1)], return_id=R, minute=60)
-    reopened = decide(order([krus], refunds=[first, later], returns=[a_return(1, lines=[(krus, 3)])]), existing)
+    first = refund(1, lines=[(krus, 1)], money=1490, return_id=R, minute=10)
+    existing = {"return-1": frozenset({first.id})}   # the first close: the item, less a 500 kr. fee
+    later = [refund(2, lines=[(krus, 1)], return_id=R, minute=60), refund(3, lines=[(krus, 1)], return_id=R, minute=70)]
+    reopened = decide(order([krus], refunds=[first, *later], returns=[a_return(1, lines=[(krus, 3)], fee=500)]),
+                      existing)
     assert reopened.plans == () and state(reopened) == ("open", "waiting_for_close")
-    closed_again = decide(order([krus], refunds=[first, later],
-                                returns=[a_return(1, lines=[(krus, 3)], status="CLOSED", closed_minute=90)]), existing)
-    assert [(p.key, p.total) for p in closed_again.plans] == [("refund-2", D(-1990))]
+    closed_again = decide(order([krus], refunds=[first, *later], returns=[
+        a_return(1, lines=[(krus, 3)], status="CLOSED", closed_minute=90, fee=500)]), existing)
+    [plan] = closed_again.plans
+    assert (plan.key, plan.trigger, plan.refund_ids) == ("return-1-2", "return_close", tuple(r.id for r in later))
+    assert neutral(plan) == [("item", "KRUS", -2, "-3980", "24")]   # no fee line: it was charged already
+
+
+def test_R10_a_fee_larger_than_the_refund_waits_until_the_customer_has_paid_and_it_settled():
+    bolur = item(1, "BOLUR-M", 2500, 1)
+    owes = decide(order([bolur], refunds=[refund(1, lines=[(bolur, 1)], money=0, return_id=R)],
+                        returns=[a_return(1, lines=[(bolur, 1)], status="CLOSED", closed_minute=30, fee=3000)],
+                        outstanding="500"))
+    assert owes.plans == () and state(owes) == ("pending_settlement", "customer_owes")
+    paid = decide(order([bolur], refunds=[refund(1, lines=[(bolur, 1)], money=0, return_id=R)],
+                        returns=[a_return(1, lines=[(bolur, 1)], status="CLOSED", closed_minute=30, fee=3000)],
+                        transactions=[sale(2500), sale(500, n=2)]))
+    [plan] = paid.plans
+    assert plan.total == D(500)
+
+
+def test_D5_a_line_refunded_in_two_refunds_is_one_invoice_line_rounded_once():
+    # Excluding VAT, 3 × 333,33 EUR at 24 %: Shopify counts VAT per order line, so the refunds'
+    # VAT-inclusive amounts (2 and 1 of 3) add up to the line's, and the invoice has one line.
+    bolur = item(1, "BOLUR", "333.33", 3, taxes_included=False, currency="EUR")
+    refunds = [refund(1, lines=[(bolur, 2)], money="826.66", return_id=R, minute=10),
+               refund(2, lines=[(bolur, 1)], money="413.33", return_id=R, minute=12)]
+    [plan] = decide(order([bolur], refunds=refunds, taxes_included=False, currency="EUR",
+                          returns=[a_return(1, lines=[(bolur, 3)], status="CLOSED", closed_minute=30)])).plans
+    assert [(l.kind, l.quantity) for l in plan.lines if l.kind == "item"] == [("item", -3)]
+    assert plan.total == D("-1239.99")
 
 
 def test_declined_return_needs_nothing():

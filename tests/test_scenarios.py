@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "scenarios"
 OWN = sorted((Path(__file__).parent / "scenarios").glob("*.json"))
 FILES = sorted(SHARED.glob("*.json")) + OWN
-RULE_IDS = {f"{p}{n}" for p, count in (("R", 8), ("E", 5), ("F", 3), ("D", 4)) for n in range(1, count + 1)} | {"C1", "C2", "C7", "D7"}
+RULE_IDS = {f"{p}{n}" for p, count in (("R", 10), ("E", 5), ("F", 3), ("D", 7)) for n in range(1, count + 1)} | {"C1", "C2", "C7"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.name}/{p.stem}" for p in FILES])
