@@ -319,7 +319,9 @@ def _before(start: datetime | None, moment: datetime | None) -> bool:
 
 
 def decide(order: Order, existing: Mapping[str, frozenset[str]] | None = None,
-           start: datetime | None = None) -> Decision:
+           start: datetime | None = None, reopened: frozenset[str] = frozenset()) -> Decision:
+    """`reopened`: the returns last seen open again after their invoice (R9): their next close
+    credits what was refunded meanwhile (Shopify keeps only the latest close's time)."""
     existing = dict(existing or {})
     covered = set().union(*existing.values()) if existing else set()
     by_return: dict[str, list[Refund]] = {}
@@ -329,7 +331,8 @@ def decide(order: Order, existing: Mapping[str, frozenset[str]] | None = None,
     if order.test:
         return _test_order(order)
     for ret in order.returns:
-        case, new = _decide_return(order, ret, by_return.get(ret.id, []), existing, covered, start)
+        case, new = _decide_return(order, ret, by_return.get(ret.id, []), existing, covered, start,
+                                   ret.id in reopened)
         cases.append(case)
         plans.extend(new)
     known_returns = {r.id for r in order.returns}
@@ -382,7 +385,7 @@ def _test_order(order: Order) -> Decision:
     return Decision(cases=tuple(cases), plans=(), currency=order.currency)
 
 
-def _decide_return(order, ret: Return, refunds, existing, covered, start) -> tuple[Case, list[Plan]]:
+def _decide_return(order, ret: Return, refunds, existing, covered, start, reopened=False) -> tuple[Case, list[Plan]]:
     kind = "exchange" if ret.is_exchange else "return"
     main_key = f"{kind}-{numeric_id(ret.id)}"
 
@@ -436,7 +439,7 @@ def _decide_return(order, ret: Return, refunds, existing, covered, start) -> tup
                                   tuple(lines), refund_gateway(order, before), dated=_due_at(ret, refunds),
                                   paid=_moved_at(before), note=_notes(before)))
             live = after
-        elif not ret.is_exchange:
+        elif reopened and not ret.is_exchange:
             # R9: refunds made while a closed return was reopened waited for its next close, which
             # credits them together on one new invoice; fees were charged the first time.
             again = [r for r in live if ret.closed_at and r.created_at <= ret.closed_at

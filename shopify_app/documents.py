@@ -42,6 +42,15 @@ def coverage(conn, order_id: int) -> dict[str, frozenset[str]]:
     return {r["doc_key"]: frozenset(r["refund_gids"]) for r in rows}
 
 
+def reopened(conn, order_id: int) -> frozenset[str]:
+    """The returns of the order that were open again after their invoice was made (R9): a case
+    with a close's document whose status was last set to open."""
+    rows = conn.execute("""SELECT c.case_gid FROM cases c WHERE c.order_id = %s AND c.status = 'open'
+                             AND EXISTS (SELECT 1 FROM documents d WHERE d.case_id = c.id AND d.trigger = 'return_close')""",
+                        (order_id,)).fetchall()
+    return frozenset(r["case_gid"] for r in rows)
+
+
 def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, currency: str) -> int | None:
     """Claim the document under its key; None when it is already claimed (by anyone, ever)."""
     row = conn.execute(

@@ -290,7 +290,7 @@ def test_R9_a_reopened_return_waits_and_its_next_close_credits_the_new_refunds_t
                       existing)
     assert reopened.plans == () and state(reopened) == ("open", "waiting_for_close")
     closed_again = decide(order([krus], refunds=[first, *later], returns=[
-        a_return(1, lines=[(krus, 3)], status="CLOSED", closed_minute=90, fee=500)]), existing)
+        a_return(1, lines=[(krus, 3)], status="CLOSED", closed_minute=90, fee=500)]), existing, reopened=frozenset({R}))
     [plan] = closed_again.plans
     assert (plan.key, plan.trigger, plan.refund_ids) == ("return-1-2", "return_close", tuple(r.id for r in later))
     assert neutral(plan) == [("item", "KRUS", -2, "-3980", "24")]   # no fee line: it was charged already
