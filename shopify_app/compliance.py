@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from psycopg.types.json import Jsonb
 
 from . import db
+from .documents import customer_key
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,11 @@ def redact_customer(event: dict) -> None:
             {"shop": shop, "event": event["id"], "orders": order_texts,
              "customer": str(customer) if customer is not None else None,
              "needles": order_texts + values + ([str(customer)] if customer is not None else [])})
+        shop_row = conn.execute("SELECT id FROM shops WHERE domain = %s", (shop,)).fetchone()
+        if shop_row:   # the Payday customer remembered for this buyer (documents.remember_customer)
+            hashes = [customer_key(shop_row["id"], {"email": v}) for v in values if "@" in v]
+            conn.execute("""DELETE FROM payday_customers WHERE shop_id = %s
+                            AND (shopify_customer_id = %s OR key_hash = ANY(%s))""", (shop_row["id"], customer, hashes))
         conn.execute("""UPDATE compliance_requests SET export = NULL
                         WHERE shop_domain = %s AND topic = 'customers/data_request'
                           AND (customer_id = %s OR orders && %s::bigint[])""", (shop, customer, orders))

@@ -11,6 +11,7 @@ idempotency key). Transient failures wait with growing pauses over hours, then f
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from datetime import timedelta
@@ -116,7 +117,10 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
         if customer.get("default_id"):   # the shop's cash customer is never e-mailed
             match = payday.CustomerMatch(customer["default_id"], "default", False)
         else:
-            match = client.match_customer(**customer)
+            match = known_customer(doc["shop_id"], client, customer)
+            if match is None:
+                match = client.match_customer(**{k: v for k, v in customer.items() if k != "shopify_id"})
+                remember_customer(doc["shop_id"], client, customer, match)
         customer_id, by = match.id, match.by
         original = _original_number(client, doc["order_name"], customer_id) if doc["trigger"] != "manual" else None
         body = invoicing.invoice_body(
@@ -269,6 +273,40 @@ def _reset_failed(conn, doc_id: int, shop_id: int) -> dict | None:
     return row
 
 
+def customer_key(shop_id: int, customer: dict) -> str | None:
+    """Who the buyer is to Payday: the kennitala when there is one, else the e-mail; hashed."""
+    key = (f"kt:{customer['kennitala'].replace('-', '').strip()}" if customer.get("kennitala")
+           else f"email:{customer['email'].strip().casefold()}" if customer.get("email") else None)
+    return hashlib.sha256(f"{shop_id}:{key}".encode()).hexdigest() if key else None
+
+
+def known_customer(shop_id: int, client, customer: dict) -> "payday.CustomerMatch | None":
+    """The Payday customer found for this buyer before, on this Payday connection."""
+    key = customer_key(shop_id, customer)
+    if key is None:
+        return None
+    with db.transaction() as conn:
+        row = conn.execute("""SELECT * FROM payday_customers WHERE shop_id = %s AND credentials_hash = %s
+                              AND key_hash = %s""", (shop_id, client.token_key, key)).fetchone()
+    return payday.CustomerMatch(row["payday_customer_id"], row["found_by"], row["has_email"]) if row else None
+
+
+def remember_customer(shop_id: int, client, customer: dict, match: "payday.CustomerMatch") -> None:
+    key = customer_key(shop_id, customer)
+    if key is None:
+        return
+    # A customer Skilvís created is one Payday now knows by that key: next time it is "found".
+    by = {"created": "kennitala" if customer.get("kennitala") else "email"}.get(match.by, match.by)
+    with db.transaction() as conn:
+        conn.execute(
+            """INSERT INTO payday_customers (shop_id, credentials_hash, key_hash, payday_customer_id, found_by,
+                                             has_email, shopify_customer_id)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (shop_id, credentials_hash, key_hash) DO UPDATE SET
+                   payday_customer_id = EXCLUDED.payday_customer_id, has_email = EXCLUDED.has_email""",
+            (shop_id, client.token_key, key, match.id, by, match.has_email, customer.get("shopify_id")))
+
+
 def customer_details(order_row: dict, facts_customer, settings: shop_settings.ShopSettings) -> dict:
     """Who the credit invoice is for in Payday: the shop's default customer when Shopify withholds
     the buyer's data; else by kennitala (from the checkout's company field, when the shop collects
@@ -280,7 +318,8 @@ def customer_details(order_row: dict, facts_customer, settings: shop_settings.Sh
     ssn = facts_customer.company if settings.kennitala_from_company and facts_customer.company else None
     name = facts_customer.name or facts_customer.email or order_row["name"]
     return {"kennitala": ssn, "email": facts_customer.email, "name": name, "address": facts_customer.address,
-            "zip_code": facts_customer.zip_code, "city": facts_customer.city, "country": facts_customer.country}
+            "zip_code": facts_customer.zip_code, "city": facts_customer.city, "country": facts_customer.country,
+            "shopify_id": facts_customer.shopify_id}
 
 
 def _str(value) -> str | None:

@@ -118,3 +118,19 @@ def test_C7_the_sale_invoice_is_found_by_the_order_number_in_its_description_and
     query = {"embedded": "1", "shop": SHOP, "id_token": system.shopify.id_token(SHOP), "locale": "en"}
     page = client.get(f"/cases/{case['id']}", query_string=query).get_data(as_text=True)
     assert f"Credits Payday invoice no. {sale['number']}" in page
+
+
+def test_the_second_document_of_a_buyer_costs_no_customer_lookup(system, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    order = closed_return(system)
+    customer_reads = lambda: [r for r in payday.requests if r["path"].startswith("/customers")  # noqa: E731
+                              and not r["path"].endswith("/invoice")]
+    first = len(customer_reads())
+    assert first >= 1
+    system.shopify.store.apply(order, {"do": "refund", "lines": [], "shipping": "0", "amount": "100"})
+    system.shopify.deliver()
+    run_worker_until_idle()
+    assert len(payday.invoices) == 2 and len(customer_reads()) == first
+    assert {inv["customer"]["id"] for inv in payday.invoices} == {payday.invoices[0]["customer"]["id"]}
+    assert rows("SELECT found_by FROM payday_customers") == [{"found_by": "email"}]
+    assert all("anna" not in str(r) for r in rows("SELECT * FROM payday_customers"))   # only a hash

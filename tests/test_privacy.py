@@ -237,3 +237,12 @@ def test_customer_fields_are_stored_only_for_orders_with_a_case(system, payday):
     run_worker_until_idle()
     assert rows("SELECT customer_name, customer_email, customer_id FROM orders") == [
         {"customer_name": None, "customer_email": None, "customer_id": None}]
+
+
+def test_redaction_forgets_the_payday_customer_remembered_for_the_buyer(system, client, payday, annas_order):
+    assert rows("SELECT count(*) AS n FROM payday_customers")[0]["n"] == 1
+    post(client, "customers/redact", {
+        "shop_id": 1, "shop_domain": SHOP, "customer": {"id": annas_order.customer_id, "email": ANNA["email"]},
+        "orders_to_redact": [annas_order.id]})
+    run_worker_until_idle()
+    assert rows("SELECT count(*) AS n FROM payday_customers")[0]["n"] == 0
