@@ -380,7 +380,7 @@ def _test_order(order: Order) -> Decision:
     cases = [Case(r.id, "exchange" if r.is_exchange else "return", r.name, NONE_NEEDED, why, None, r.id)
              for r in order.returns]
     returns = {r.id for r in order.returns}
-    cases += [Case(f.id, "refund", f"{order.name} / {numeric_id(f.id)}", NONE_NEEDED, why, None, None)
+    cases += [Case(f.id, "refund", _refund_label(order, f), NONE_NEEDED, why, None, None)
               for f in order.refunds if f.return_id not in returns]
     return Decision(cases=tuple(cases), plans=(), currency=order.currency)
 
@@ -504,9 +504,13 @@ def _notes(refunds) -> str | None:
     return "; ".join(dict.fromkeys(r.note.strip() for r in refunds if r.note and r.note.strip())) or None
 
 
+def _refund_label(order: Order, refund: Refund) -> str:
+    return f"{order.name} / {numeric_id(refund.id)}"
+
+
 def _decide_lone_refund(order: Order, refund: Refund, existing, start) -> tuple[Case, list[Plan]]:
     """F1–F3: a refund outside any return is invoiced on its own, when it is made."""
-    label = f"{order.name} / {numeric_id(refund.id)}"
+    label = _refund_label(order, refund)
 
     def case(state, why=None, amount=None):
         return Case(refund.id, "refund", label, state, why, amount, None)

@@ -50,8 +50,6 @@ READ_ATTEMPTS = 3
 MAX_INLINE_WAIT = 10.0  # longer Retry-After pauses go back to the job queue instead of blocking a worker
 TOKEN_MARGIN = timedelta(minutes=5)
 DEFAULT_TOKEN_LIFETIME = 86400
-PAGE_SIZE = 100
-MAX_PAGES = 20
 # A customer's invoices are read 500 to a page (Payday's most, as far as is known) and at most
 # 40 pages: 20,000 invoices, a cash customer's years of sales included.
 LOOKUP_PERPAGE = 500
@@ -306,12 +304,6 @@ class PaydayClient:
     def get_invoice(self, invoice_id: str, include_lines: bool = False) -> dict:
         params = {"include": "lines"} if include_lines else None
         return self._call("GET", f"/invoices/{quote(str(invoice_id), safe='')}", params=params)
-
-    def list_invoices(self, *, query: str | None = None, page: int = 1, perpage: int = PAGE_SIZE, **filters) -> dict:
-        params = {"page": page, "perpage": perpage, **filters}
-        if query is not None:
-            params["query"] = query
-        return self._call("GET", "/invoices", params=params)
 
     def customer_invoices(self, customer_id: str, *, newest_pages: int | None = None):
         """The customer's invoices, newest pages first: GET /customers/{id}/invoice pages through
