@@ -173,7 +173,7 @@ def save_settings():
         changes["payment_types"] = {str(k): str(v) for k, v in mapping.items() if str(k) and v}
     if "payday_app" in body:
         changes["payday_app"] = str(body["payday_app"])
-    for flag in ("send_email", "kennitala_from_company", "auto_process"):
+    for flag in ("send_email", "kennitala_from_company", "auto_process", "payday_keeps_stock"):
         if flag in body:
             changes[flag] = bool(body[flag])
     before = shop_settings.load(shop["id"])

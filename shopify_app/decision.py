@@ -74,6 +74,7 @@ class Plan:
     dated: datetime | None = None   # the trigger's moment: the invoice's date
     paid: datetime | None = None    # when the refund's money moved: the invoice's payment date
     note: str | None = None         # the merchant's note on the refunds (why), carried to the invoice
+    reason: str | None = None       # the return's reasons (Shopify's names), carried to the invoice
 
     @property
     def total(self) -> Decimal:
@@ -437,7 +438,7 @@ def _decide_return(order, ret: Return, refunds, existing, covered, start, reopen
                 lines = _balanced(order, lines, refunded)
                 plans.append(Plan(main_key, trigger, ret.id, ret.id, ret.name, tuple(r.id for r in before),
                                   tuple(lines), refund_gateway(order, before), dated=_due_at(ret, refunds),
-                                  paid=_moved_at(before), note=_notes(before)))
+                                  paid=_moved_at(before), note=_notes(before), reason=_reasons(ret)))
             live = after
         elif reopened and not ret.is_exchange:
             # R9: refunds made while a closed return was reopened waited for its next close, which
@@ -449,7 +450,8 @@ def _decide_return(order, ret: Return, refunds, existing, covered, start, reopen
                                   sum((_refund_money(r) for r in again), ZERO))
                 plans.append(Plan(f"{main_key}-{numeric_id(again[0].id)}", "return_close", ret.id, ret.id, ret.name,
                                   tuple(r.id for r in again), tuple(lines), refund_gateway(order, again),
-                                  dated=ret.closed_at, paid=_moved_at(again), note=_notes(again)))
+                                  dated=ret.closed_at, paid=_moved_at(again), note=_notes(again),
+                                  reason=_reasons(ret)))
                 live = [r for r in live if r not in again]
         for refund in live:   # R4: a refund after the close gets its own invoice
             if _before(start, refund.created_at):
@@ -502,6 +504,10 @@ def _refund_plan(order: Order, refund: Refund, ret: Return | None) -> Plan | Non
 
 def _notes(refunds) -> str | None:
     return "; ".join(dict.fromkeys(r.note.strip() for r in refunds if r.note and r.note.strip())) or None
+
+
+def _reasons(ret: Return) -> str | None:
+    return ", ".join(ret.reasons) or None
 
 
 def _refund_label(order: Order, refund: Refund) -> str:

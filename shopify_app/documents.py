@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from psycopg.types.json import Jsonb
 
-from . import db, invoicing, orders, payday, shop_settings, timeline
+from . import db, invoicing, orders, payday, shop_settings, stock, timeline
 from .decision import Plan
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,14 @@ def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, c
     """Claim the document under its key; None when it is already claimed (by anyone, ever)."""
     row = conn.execute(
         """INSERT INTO documents (shop_id, order_id, case_id, doc_key, trigger, return_gid, return_name, refund_gids,
-                                  lines, total, currency, gateway, reference, status, document_date, paid_date, note)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'claimed', %s, %s, %s)
+                                  lines, total, currency, gateway, reference, status, document_date, paid_date, note,
+                                  return_reason)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'claimed', %s, %s, %s, %s)
            ON CONFLICT (shop_id, doc_key) DO NOTHING RETURNING id""",
         (shop_id, order["id"], case_id, plan.key, plan.trigger, plan.return_id, plan.return_name,
          list(plan.refund_ids), Jsonb([line_dict(l) for l in plan.lines]), plan.total, currency, plan.gateway,
          _shop_mark(conn, shop_id) + invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects),
-         invoicing.iceland_day(plan.dated), invoicing.iceland_day(plan.paid), plan.note),
+         invoicing.iceland_day(plan.dated), invoicing.iceland_day(plan.paid), plan.note, plan.reason),
     ).fetchone()
     if row:
         timeline.add(conn, shop_id, order["id"], case_id, "document_claimed",
@@ -113,7 +114,7 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
             sent_to = ((doc.get("request_body") or {}).get("customer") or {}).get("id")
             found = client.find_own_invoice(sent_to, doc["reference"], Decimal(doc["total"])) if sent_to else None
             if found:
-                return _sent(doc, found, looked_up=True)
+                return _sent(doc, found, settings, looked_up=True)
         if customer.get("default_id"):   # the shop's cash customer is never e-mailed
             match = payday.CustomerMatch(customer["default_id"], "default", False)
         else:
@@ -122,14 +123,16 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
                 match = client.match_customer(**{k: v for k, v in customer.items() if k != "shopify_id"})
                 remember_customer(doc["shop_id"], client, customer, match)
         customer_id, by = match.id, match.by
-        original = _original_number(client, doc["order_name"], customer_id) if doc["trigger"] != "manual" else None
+        number, dated = _original(client, doc, customer_id) if doc["trigger"] != "manual" else (None, None)
         body = invoicing.invoice_body(
             doc, order_name=doc["order_name"], customer_id=customer_id, today=invoicing.iceland_day(),
             payment_type=settings.payment_types.get(doc["gateway"] or ""),
-            send_email=settings.send_email and match.has_email, original_number=original)
+            send_email=settings.send_email and match.has_email, original_number=number, original_date=dated,
+            keeps_stock=settings.payday_keeps_stock)
         with db.transaction() as conn:
             conn.execute("""UPDATE documents SET status = 'sending', request_body = %s, customer_by = %s,
-                                   original_number = %s WHERE id = %s""", (Jsonb(body), by, original or "", doc["id"]))
+                                   original_number = %s, original_date = %s WHERE id = %s""",
+                         (Jsonb(body), by, None if doc["trigger"] == "manual" else number or "", dated, doc["id"]))
             timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_call",
                          {"doc_key": doc["doc_key"], "attempt": attempt})
         try:
@@ -138,7 +141,7 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
             if body.get("status") != "PAID":
                 raise
             invoice = _create_unpaid_then_pay(doc, client, body)
-        return _sent(doc, invoice)
+        return _sent(doc, invoice, settings)
     except payday.PaydayUnconfirmed as exc:
         return _give_up(doc, "unconfirmed", str(exc), attempt)
     except payday.PaydayTransient as exc:
@@ -166,23 +169,45 @@ def _create_unpaid_then_pay(doc: dict, client, body: dict) -> dict:
 ORIGINAL_PAGES = 2
 
 
-def _original_number(client, order_name: str, customer_id: str | None) -> str | None:
-    """C7: name the sale invoice this credits: the customer's invoice (another store's order of
-    that name is another customer's) with a positive total that names the order where Payday's
-    own Shopify app writes it, in the description, or in the reference."""
+def _original(client, doc: dict, customer_id: str | None) -> tuple[str | None, date | None]:
+    """C7: the sale invoice this credits, its number and date: looked up once per order and
+    customer (an earlier document's answer, found or not, is reused)."""
+    with db.transaction() as conn:
+        known = conn.execute(
+            """SELECT original_number, original_date FROM documents
+               WHERE order_id = %s AND id <> %s AND original_number IS NOT NULL
+                 AND request_body->'customer'->>'id' = %s ORDER BY id DESC LIMIT 1""",
+            (doc["order_id"], doc["id"], str(customer_id))).fetchone()
+    if known:
+        return known["original_number"] or None, known["original_date"]
+    return _original_invoice(client, doc["order_name"], customer_id)
+
+
+def _original_invoice(client, order_name: str, customer_id: str | None) -> tuple[str | None, date | None]:
+    """The customer's invoice (another store's order of that name is another customer's) with a
+    positive total that names the order where Payday's own Shopify app writes it, in the
+    description, or in the reference."""
     number = re.compile(rf"(?<![\w-]){re.escape(order_name.strip().lstrip('#'))}(?![\w-])")
     try:
         for invoice in client.customer_invoices(customer_id, newest_pages=ORIGINAL_PAGES):
             text = f"{invoice.get('description') or ''} {invoice.get('reference') or ''}"
             if invoice.get("number") and float(invoice.get("amountIncludingVat") or 0) > 0 and number.search(text):
-                return str(invoice["number"])
+                return str(invoice["number"]), _day(invoice.get("invoiceDate"))
     except payday.PaydayError:
         pass  # a nicety: never worth failing the credit invoice over
-    return None
+    return None, None
 
 
-def _sent(doc: dict, invoice: dict, looked_up: bool = False) -> str:
+def _day(value) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def _sent(doc: dict, invoice: dict, settings: shop_settings.ShopSettings, looked_up: bool = False) -> str:
     with db.transaction() as conn:
+        stock.record(conn, doc, settings.payday_keeps_stock)
         conn.execute(
             """UPDATE documents SET status = 'sent', sent_at = now(), payday_invoice_id = %s, payday_number = %s,
                    last_error = NULL, last_error_kind = NULL WHERE id = %s""",

@@ -61,6 +61,7 @@ RETURN_LINE = f"""__typename id quantity refundedQuantity
             fulfillmentLineItem {{ lineItem {{ id }} }}
             withCodeDiscountedTotalPriceSet {{ {MONEY} }}
             restockingFee {{ percentage amountSet {{ {MONEY} }} }}
+            returnReasonDefinition {{ name }}
           }}"""
 EXCHANGE_LINE = f"id quantity variantSku title lineItems {{ {LINE_ITEM} }}"
 CONNECTIONS = {
@@ -176,6 +177,9 @@ class ReturnLine:
     refunded_quantity: int
     value: Decimal                # the returned quantity's value, as listed
     restocking_fee: Decimal       # VAT included; 0 when none
+    # The reason's display name only: the customer's and merchant's notes are free text that may
+    # hold personal data, and the invoice needs no more than the reason.
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,10 @@ class Return:
     @property
     def is_exchange(self) -> bool:
         return bool(self.exchange_lines)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(line.reason for line in self.lines if line.reason))
 
 
 @dataclass(frozen=True)
@@ -305,7 +313,8 @@ def parse_order(data: dict, withheld: bool = False) -> Order:
                 line_item_id=((n.get("fulfillmentLineItem") or {}).get("lineItem") or {}).get("id"),
                 quantity=int(n["quantity"]), refunded_quantity=int(n.get("refundedQuantity") or 0),
                 value=_amount(n.get("withCodeDiscountedTotalPriceSet"), currency),
-                restocking_fee=_amount(fee.get("amountSet"), currency) if fee else Decimal(0)))
+                restocking_fee=_amount(fee.get("amountSet"), currency) if fee else Decimal(0),
+                reason=((n.get("returnReasonDefinition") or {}).get("name") or "").strip() or None))
         returns.append(Return(
             id=node["id"], name=node["name"], status=node["status"], closed_at=_when(node.get("closedAt")),
             lines=tuple(lines),

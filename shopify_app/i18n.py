@@ -123,6 +123,8 @@ def _local(value) -> datetime | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):   # a calendar day (a Payday invoice's date) has no zone
+        return datetime(value.year, value.month, value.day, tzinfo=TIMEZONE)
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(TIMEZONE)
@@ -288,6 +290,11 @@ TIMELINE = {
     "read_error": lazy_gettext("The order could not be read from Shopify: %(error)s"),
     "manual_credit": lazy_gettext("Credit invoice made by hand: %(total)s"),
     "retry": lazy_gettext("Retry asked for %(doc_key)s"),
+    "stock_returned": lazy_gettext("%(quantity)s × %(sku)s put back into stock in Payday"),
+    "stock_skipped": lazy_gettext("%(sku)s is not a product with stock in Payday: its stock was left as it is"),
+    "stock_failed": lazy_gettext(
+        "%(quantity)s × %(sku)s could not be put back into stock in Payday (%(error)s): add it to the product’s "
+        "stock in Payday by hand"),
 }
 UNKNOWN_EVENT = lazy_gettext("Event: %(kind)s")
 
@@ -310,7 +317,7 @@ def timeline_text(kind: str, detail: dict | None, currency: str | None = "ISK") 
     template = TIMELINE.get(kind)
     if template is None:
         return str(UNKNOWN_EVENT) % {"kind": kind}
-    for name in ("doc_key", "lines", "attempt", "error", "topic", "total"):
+    for name in ("doc_key", "lines", "attempt", "error", "topic", "total", "sku", "quantity"):
         params.setdefault(name, "")
     try:
         return str(template) % params

@@ -55,7 +55,7 @@ def _number(value: Decimal):
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def payday_lines(lines: list[dict]) -> list[dict]:
+def payday_lines(lines: list[dict], keeps_stock: bool = False) -> list[dict]:
     result = []
     for position, line in enumerate(lines, start=1):
         amount = Decimal(line["amount"])
@@ -72,10 +72,12 @@ def payday_lines(lines: list[dict]) -> list[dict]:
         entry = {"position": position, "description": description[:1024], "quantity": quantity,
                  "unitPriceIncludingVat": _number(unit), "vatPercentage": _number(Decimal(line["vat_rate"])),
                  "discountPercentage": 0}
-        # No sku: Payday moves a linked product's stock by -quantity when it issues the invoice
-        # (docs/PAYDAY_MODEL.md), so a credited line with its sku would take the returned goods
-        # out of stock a second time. The item is named by its title.
-
+        # Payday moves a linked product's stock by -quantity when it issues the invoice, whatever
+        # the price's sign (docs/PAYDAY_MODEL.md F1, F2): a credited line with its sku would take
+        # the returned goods out a second time, so only goods going out (an exchange's new items)
+        # are linked, and only where Payday keeps stock. Returned goods come back by stock.py.
+        if keeps_stock and line["kind"] == EXCHANGE_ITEM and line.get("sku"):
+            entry["sku"] = line["sku"]
         result.append(entry)
     return result
 
@@ -94,12 +96,17 @@ def gateway_name(gateway: str) -> str:
 
 
 def invoice_body(doc: dict, *, order_name: str, customer_id: str, today: date, payment_type: str | None,
-                 send_email: bool, original_number: str | None = None) -> dict:
+                 send_email: bool, original_number: str | None = None, original_date: date | None = None,
+                 keeps_stock: bool = False) -> dict:
     text = TRIGGER_TEXT[doc["trigger"]].format(ret=doc.get("return_name") or "", order=order_name)
     if doc.get("gateway"):
         text += f". Endurgreitt/greitt um: {gateway_name(doc['gateway'])}"  # C4: which gateway moved the money
     if original_number:
         text += f". Kreditfærir reikning nr. {original_number}"
+        if original_date:
+            text += f" dags. {original_date.day}.{original_date.month}.{original_date.year}"
+    if doc.get("return_reason"):
+        text += f". Ástæða skila: {doc['return_reason'][:200]}"
     if doc.get("note"):
         text += f". Athugasemd: {doc['note'][:300]}"   # the merchant's reason, as given in Shopify
     # Dated by what happened in Shopify (the close, the refund, the settlement), not by the day
@@ -115,7 +122,7 @@ def invoice_body(doc: dict, *, order_name: str, customer_id: str, today: date, p
         "finalDueDate": dated.isoformat(),
         "currencyCode": doc["currency"],
         "sendEmail": bool(send_email),
-        "lines": payday_lines(doc["lines"]),
+        "lines": payday_lines(doc["lines"], keeps_stock),
     }
     if payment_type:
         body.update(status="PAID", paidDate=paid.isoformat(), paymentType=payment_type)

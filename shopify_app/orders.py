@@ -109,8 +109,10 @@ def due_for_work(limit: int = 500) -> list[int]:
     with db.transaction() as conn:
         retried = [r["id"] for r in conn.execute(
             """UPDATE orders SET work_requested_at = now()
-               WHERE id IN (SELECT DISTINCT order_id FROM documents
-                            WHERE status IN ('claimed', 'sending') AND next_attempt_at <= now())
+               WHERE id IN (SELECT order_id FROM documents
+                            WHERE status IN ('claimed', 'sending') AND next_attempt_at <= now()
+                            UNION SELECT order_id FROM stock_moves
+                            WHERE status IN ('pending', 'sending') AND next_attempt_at <= now())
                RETURNING id""")]
         retried += [r["id"] for r in conn.execute(
             """UPDATE orders SET work_requested_at = now(), read_again_at = NULL

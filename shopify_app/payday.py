@@ -337,6 +337,26 @@ class PaydayClient:
         return self._call("PUT", f"/invoices/{quote(str(invoice_id), safe='')}",
                           body={"status": "PAID", "paidDate": paid_date, "paymentType": payment_type}, repeatable=True)
 
+    # --- products and stock (docs/PAYDAY_MODEL.md F) ------------------------------------------
+
+    def product_by_sku(self, sku: str) -> dict | None:
+        """GET /products/sku/?sku=: the product with this sku, or None."""
+        try:
+            return self._call("GET", "/products/sku/", params={"sku": sku})
+        except PaydayNotFound:
+            return None
+
+    def movements_page(self, product_id: str, page: int) -> list[dict]:
+        """One page of the product's stock movements, newest first (B3, F5)."""
+        return _items(self._call("GET", f"/products/{quote(str(product_id), safe='')}/movements",
+                                 params={"page": page, "perpage": 100}), "productMovements")
+
+    def add_movement(self, product_id: str, *, change: int, day: str, description: str) -> dict:
+        """POST /products/{id}/movements: stock changed by `change` (the observed way to put goods
+        back, F5). Not repeatable: an unknown outcome is looked for by its description first."""
+        return self._call("POST", f"/products/{quote(str(product_id), safe='')}/movements",
+                          body={"date": day, "description": description, "changeInQuantity": change})
+
     # --- settings --------------------------------------------------------------------------
 
     def payment_types(self) -> list[dict]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from . import config, db, decision, documents, facts, orders, shop_settings, shops, status, timeline
+from . import config, db, decision, documents, facts, orders, shop_settings, shops, status, stock, timeline
 from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyRefused
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,12 @@ def run_pass(order_id: int, admin: AdminClient) -> None:
                 documents.claim(conn, shop_id=shop_id, order=order, plan=plan, case_id=case_ids.get(plan.case_key),
                                 currency=order_facts.currency)
     due = documents.due(order_id)
-    if due and blocked != "default_customer_missing":   # nobody to put the invoice on yet
+    if (due or stock.due(order_id)) and blocked != "default_customer_missing":   # nobody to put the invoice on yet
         client = documents.client_for(settings)
         customer = documents.customer_details(order, buyer, settings)
         for doc in due:
             documents.send(doc, client, settings, customer)
+        stock.put_back(order_id, client)
         _fetch_numbers(order_id, client)
     with db.transaction() as conn:
         status.refresh(conn, shop_id, order_id, cases, blocked=blocked)

@@ -30,6 +30,9 @@ class ShopSettings:
     payday_default_customer_name: str | None = None
     # Payday's own Shopify app, in this shop: unknown | not_installed | credits_off | credits_on.
     payday_app: str = "unknown"
+    # Payday keeps stock for the shop's products (by sku): exchange items go out with their sku
+    # and returned items are put back by a product movement (stock.py).
+    payday_keeps_stock: bool = False
 
     @property
     def payday_connected(self) -> bool:
@@ -66,12 +69,13 @@ def load(shop_id: int, conn=None) -> ShopSettings:
         auto_process=row["auto_process"], invoices_from=row["starts"],
         payday_default_customer_id=row["payday_default_customer_id"],
         payday_default_customer_name=row["payday_default_customer_name"], payday_app=row["payday_app"],
+        payday_keeps_stock=row["payday_keeps_stock"],
     )
 
 
 _FIELDS = ("payday_client_id", "payday_client_secret", "payday_environment", "payment_types", "send_email",
            "kennitala_from_company", "auto_process", "invoices_from", "payday_default_customer_id",
-           "payday_default_customer_name", "payday_app")
+           "payday_default_customer_name", "payday_app", "payday_keeps_stock")
 
 
 def save(shop_id: int, **changes) -> ShopSettings:
@@ -95,10 +99,11 @@ def save(shop_id: int, **changes) -> ShopSettings:
             """INSERT INTO shop_settings (shop_id, payday_client_id, payday_client_secret_enc, payday_environment,
                                           payment_types, send_email, kennitala_from_company, auto_process,
                                           invoices_from, payday_default_customer_id, payday_default_customer_name,
-                                          payday_app)
+                                          payday_app, payday_keeps_stock)
                VALUES (%(shop_id)s, %(payday_client_id)s, %(secret)s, %(payday_environment)s, %(payment_types)s,
                        %(send_email)s, %(kennitala_from_company)s, %(auto_process)s, %(invoices_from)s,
-                       %(payday_default_customer_id)s, %(payday_default_customer_name)s, %(payday_app)s)
+                       %(payday_default_customer_id)s, %(payday_default_customer_name)s, %(payday_app)s,
+                       %(payday_keeps_stock)s)
                ON CONFLICT (shop_id) DO UPDATE SET
                    payday_client_id = EXCLUDED.payday_client_id,
                    payday_client_secret_enc = EXCLUDED.payday_client_secret_enc,
@@ -108,7 +113,7 @@ def save(shop_id: int, **changes) -> ShopSettings:
                    auto_process = EXCLUDED.auto_process, invoices_from = EXCLUDED.invoices_from,
                    payday_default_customer_id = EXCLUDED.payday_default_customer_id,
                    payday_default_customer_name = EXCLUDED.payday_default_customer_name,
-                   payday_app = EXCLUDED.payday_app,
+                   payday_app = EXCLUDED.payday_app, payday_keeps_stock = EXCLUDED.payday_keeps_stock,
                    updated_at = now()""",
             {**merged, "shop_id": shop_id, "secret": crypto.encrypt(merged["payday_client_secret"]),
              "payment_types": Jsonb(merged["payment_types"])},

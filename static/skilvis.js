@@ -240,6 +240,7 @@
       const body = Object.assign(credentials(), {
         payment_types: mapping,
         kennitala_from_company: $("kennitala-from-company").checked,
+        payday_keeps_stock: $("payday-keeps-stock").checked,
         send_email: $("send-email").checked,
         auto_process: $("auto-process").checked,
         invoices_from: $("invoices-from").value,

@@ -38,6 +38,23 @@ def test_credited_lines_have_positive_quantity_and_negative_unit_price_no_sku_an
     assert body["status"] == "SENT" and "paymentType" not in body
 
 
+def test_where_payday_keeps_stock_only_an_exchanges_new_items_carry_their_sku():
+    # F1/F2: Payday takes a linked line's quantity out of stock whatever its price; the new items
+    # of an exchange do go out, the credited ones come back by a product movement (stock.py).
+    new_item = {"kind": "exchange_item", "description": "Skyrta M", "sku": "SKYRTA-M", "quantity": 2,
+                "amount": "10000", "vat_rate": "24"}
+    lines = invoicing.payday_lines([ITEM, new_item], keeps_stock=True)
+    assert "sku" not in lines[0] and lines[1]["sku"] == "SKYRTA-M"
+    assert all("sku" not in line for line in invoicing.payday_lines([ITEM, new_item]))
+
+
+def test_C7_the_sale_invoice_is_named_with_its_number_and_date():
+    body = invoicing.invoice_body(doc([ITEM]), order_name="#1001", customer_id="c1", today=date(2026, 11, 23),
+                                  payment_type=None, send_email=False, original_number="1042",
+                                  original_date=date(2026, 10, 5))
+    assert "Kreditfærir reikning nr. 1042 dags. 5.10.2026" in body["description"]
+
+
 def test_every_line_reads_in_icelandic_on_the_invoice():
     restocking = {"kind": "restocking_fee", "description": "Bolur M", "sku": None, "quantity": 1, "amount": "250",
                   "vat_rate": "24"}
@@ -86,3 +103,14 @@ def test_the_merchants_refund_note_is_carried_to_the_invoice():
     body = invoicing.invoice_body({**doc([ITEM]), "note": "Of lítil"}, order_name="#1001", customer_id="c1",
                                   today=date(2026, 11, 23), payment_type=None, send_email=False)
     assert body["description"].endswith("Athugasemd: Of lítil")
+
+
+def test_the_return_reason_is_on_the_credit_invoice():
+    body = invoicing.invoice_body({**doc([ITEM]), "return_reason": "Of lítið, Gallað", "note": "Skipt í L"},
+                                  order_name="#1001", customer_id="c1", today=date(2026, 11, 23),
+                                  payment_type=None, send_email=False)
+    # The reason comes before the merchant's note, which stays last.
+    assert body["description"].endswith(". Ástæða skila: Of lítið, Gallað. Athugasemd: Skipt í L")
+    assert "Ástæða skila" not in invoicing.invoice_body(doc([ITEM]), order_name="#1001", customer_id="c1",
+                                                        today=date(2026, 11, 23), payment_type=None,
+                                                        send_email=False)["description"]

@@ -422,14 +422,15 @@ def test_settings_test_connection_fails_then_passes_and_saves(client, system, pa
         "client_id": PAYDAY_CLIENT_ID, "client_secret": PAYDAY_CLIENT_SECRET, "environment": "test",
         "payment_types": {"shopify_payments": type_id, "Gjafabréf POS ": type_id},
         "send_email": True, "kennitala_from_company": False, "auto_process": True,
-        "payday_app": "not_installed"}).json
+        "payday_app": "not_installed", "payday_keeps_stock": True}).json
     assert saved["ok"] and all(c["done"] for c in saved["checklist"])
     settings = shop_settings.load(shop_id)
     assert (settings.payday_client_secret, settings.send_email, settings.kennitala_from_company,
-            settings.auto_process) == (PAYDAY_CLIENT_SECRET, True, False, True)
+            settings.auto_process, settings.payday_keeps_stock) == (PAYDAY_CLIENT_SECRET, True, False, True, True)
     assert settings.payment_types == {"shopify_payments": type_id, "Gjafabréf POS ": type_id}   # exactly as typed
     html = client.get("/settings", query_string=query).get_data(as_text=True)
     assert 'data-testid="checklist"' not in html and "Gjafabréf POS " in html
+    assert 'name="payday_keeps_stock" checked' in html
     assert f'<option value="{type_id}" selected>' in html
     # A blank secret on save keeps the saved one; a test with a blank secret uses it.
     assert client.post("/api/settings", headers=headers, json={"client_id": PAYDAY_CLIENT_ID, "client_secret": ""}).json["ok"]

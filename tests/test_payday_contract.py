@@ -2,8 +2,10 @@
 through the real pipeline against the Payday stand-in."""
 from __future__ import annotations
 
-from shopify_app import db, events, shop_settings
-from shopify_app.sandbox.player import SHOP, install_shop, run_worker_until_idle
+from datetime import date
+
+from shopify_app import db, events, reconcile, shop_settings, shops
+from shopify_app.sandbox.player import PAYDAY_CLIENT, SHOP, install_shop, run_worker_until_idle
 
 ORDER = {"name": "#1001", "currency": "ISK", "taxes_included": True, "customer": {"email": "anna@example.is"},
          "lines": [{"sku": "KRUS", "title": "Krús", "price": "1990", "quantity": 3, "tax_rate": "24"}],
@@ -13,6 +15,11 @@ ORDER = {"name": "#1001", "currency": "ISK", "taxes_included": True, "customer":
 def rows(sql, *params):
     with db.transaction() as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def stock(payday, sku):
+    """The product's stock in the shop's Payday company."""
+    return payday.stock(sku, PAYDAY_CLIENT[0])
 
 
 def closed_return(system):
@@ -79,16 +86,14 @@ def test_a_lost_answer_is_found_among_the_customers_invoices_not_created_twice(s
 
 def test_a_return_credited_in_payday_takes_no_goods_out_of_its_stock(system, payday):
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
-    payday.add_product("KRUS", 10)
+    payday.add_product("KRUS", 10, client_id=PAYDAY_CLIENT[0])
     closed_return(system)
     [invoice] = payday.invoices
-    assert invoice["number"] and payday.stock("KRUS") == 10
+    assert invoice["number"] and stock(payday, "KRUS") == 10
 
 
 def test_references_are_unique_between_two_shops_booking_into_one_payday_company(system, payday):
     from shopify_app import shops
-    from shopify_app.sandbox.player import PAYDAY_CLIENT
-
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
     other = "skilvis-com.myshopify.com"
     shops.save_tokens(other, shops.Tokens(access_token="shpat_x", expires_in=3600))
@@ -101,8 +106,6 @@ def test_references_are_unique_between_two_shops_booking_into_one_payday_company
 def test_C7_the_sale_invoice_is_found_by_the_order_number_in_its_description_and_named_on_the_page(
         system, client, payday):
     from shopify_app import payday as payday_api
-    from shopify_app.sandbox.player import PAYDAY_CLIENT
-
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
     books = payday_api.PaydayClient(payday.url, *PAYDAY_CLIENT)
     anna = books.find_or_create_customer(email="anna@example.is", name="Anna")
@@ -113,11 +116,13 @@ def test_C7_the_sale_invoice_is_found_by_the_order_number_in_its_description_and
     closed_return(system)
     sale = next(inv for inv in payday.invoices if inv["description"] == "Shopify pöntun #1001")
     [credit] = [inv for inv in payday.invoices if inv["reference"] == "#1001 / #1001-R1"]
-    assert credit["description"].endswith(f"Kreditfærir reikning nr. {sale['number']}")
+    dated = date.fromisoformat(sale["invoiceDate"][:10])
+    assert credit["description"].endswith(
+        f"Kreditfærir reikning nr. {sale['number']} dags. {dated.day}.{dated.month}.{dated.year}")
     [case] = rows("SELECT id FROM cases")
     query = {"embedded": "1", "shop": SHOP, "id_token": system.shopify.id_token(SHOP), "locale": "en"}
     page = client.get(f"/cases/{case['id']}", query_string=query).get_data(as_text=True)
-    assert f"Credits Payday invoice no. {sale['number']}" in page
+    assert f"Credits Payday invoice no. {sale['number']} of {dated.day} {dated:%b %Y}" in page
 
 
 def test_the_second_document_of_a_buyer_costs_no_customer_lookup(system, payday):
@@ -134,3 +139,98 @@ def test_the_second_document_of_a_buyer_costs_no_customer_lookup(system, payday)
     assert {inv["customer"]["id"] for inv in payday.invoices} == {payday.invoices[0]["customer"]["id"]}
     assert rows("SELECT found_by FROM payday_customers") == [{"found_by": "email"}]
     assert all("anna" not in str(r) for r in rows("SELECT * FROM payday_customers"))   # only a hash
+
+
+def test_the_sale_invoice_is_looked_up_once_per_order_so_a_later_document_costs_one_write_and_one_read(
+        system, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    order = closed_return(system)
+    before = len(payday.requests)
+    system.shopify.store.apply(order, {"do": "refund", "lines": [], "shipping": "0", "amount": "100"})
+    system.shopify.deliver()
+    run_worker_until_idle()
+    calls = [(r["method"], r["path"]) for r in payday.requests[before:] if r["path"] != "/auth/token"]
+    assert [c for c in calls if c[0] != "GET"] == [("POST", "/invoices")]
+    assert len([c for c in calls if c[0] == "GET"]) <= 1   # Payday's number for it, nothing else
+    assert len(payday.invoices) == 2
+
+
+# --- "Payday keeps stock for these products" (docs/PAYDAY_MODEL.md F1-F5) ----------------------
+
+def keeping_stock(system, payday, **products):
+    shop_id = install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    shop_settings.save(shop_id, payday_keeps_stock=True)
+    for sku, quantity in products.items():
+        payday.add_product(sku, quantity, client_id=PAYDAY_CLIENT[0])
+    return system.shopify.store
+
+
+def test_with_payday_keeping_stock_a_closed_return_puts_the_goods_back_once(system, payday):
+    keeping_stock(system, payday, KRUS=10)
+    closed_return(system)
+    [invoice] = payday.invoices
+    assert all("sku" not in line or not line["sku"] for line in invoice["lines"])   # F2: never a credited sku
+    assert stock(payday, "KRUS") == 13
+    [movement, opening] = payday.movements("KRUS", PAYDAY_CLIENT[0])
+    assert movement["description"] == "Vöruskil: #1001 / #1001-R1 (lína 1)" and movement["changeInQuantity"] == 3
+    events.sweep()
+    run_worker_until_idle()
+    assert stock(payday, "KRUS") == 13
+    assert rows("SELECT status FROM stock_moves") == [{"status": "done"}]
+
+
+def test_with_payday_keeping_stock_an_exchange_takes_the_new_goods_out_and_puts_the_old_back(system, payday):
+    store = keeping_stock(system, payday, **{"SKYRTA-L": 5, "SKYRTA-M": 5})
+    order = store.create_order(SHOP, {**ORDER, "lines": [
+        {"sku": "SKYRTA-L", "title": "Skyrta L", "price": "6000", "quantity": 2, "tax_rate": "24"}]})
+    store.apply(order, {"do": "return_open", "return": "R1", "lines": [{"sku": "SKYRTA-L", "quantity": 2}],
+                        "exchange_lines": [{"sku": "SKYRTA-M", "title": "Skyrta M", "price": "5000", "quantity": 2,
+                                            "tax_rate": "24"}]})
+    store.apply(order, {"do": "return_close", "return": "R1"})
+    store.apply(order, {"do": "refund", "return": "R1", "lines": [], "amount": "2000"})
+    system.shopify.deliver()
+    run_worker_until_idle()
+    [invoice] = payday.invoices
+    assert invoice["number"]
+    assert stock(payday, "SKYRTA-L") == 7 and stock(payday, "SKYRTA-M") == 3
+
+
+def test_with_payday_keeping_stock_a_correction_moves_no_goods(system, payday):
+    store = keeping_stock(system, payday, KRUS=10)
+    order = store.create_order(SHOP, ORDER)
+    store.apply(order, {"do": "return_open", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 1}]})
+    store.apply(order, {"do": "refund", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 1}], "status": "pending"})
+    store.apply(order, {"do": "return_close", "return": "R1"})
+    system.shopify.deliver()
+    run_worker_until_idle()
+    assert stock(payday, "KRUS") == 11
+    store.apply(order, {"do": "settle", "outcome": "failure"})
+    reconcile.reconcile_shop(shops.get(SHOP)["id"])   # no webhook says a payment failed
+    run_worker_until_idle()
+    assert sorted(r["trigger"] for r in rows("SELECT trigger FROM documents")) == ["correction", "return_close"]
+    assert stock(payday, "KRUS") == 11   # the goods came back; only the money did not move
+
+
+def test_a_stock_movement_whose_answer_was_lost_is_found_by_its_description_not_made_twice(system, payday):
+    keeping_stock(system, payday, KRUS=10)
+    payday.lost_answer_paths = ("POST /products/",)
+    payday.configure({"lost_answers": 1.0})
+    closed_return(system)
+    payday.lost_answers = 0.0
+    assert payday.faults["lost_answers"] == 1 and stock(payday, "KRUS") == 13
+    assert rows("SELECT status FROM stock_moves") == [{"status": "sending"}]
+    with db.transaction() as conn:   # time passes to the next attempt
+        conn.execute("UPDATE stock_moves SET next_attempt_at = now()")
+    events.sweep()
+    run_worker_until_idle()
+    assert stock(payday, "KRUS") == 13
+    assert rows("SELECT status FROM stock_moves") == [{"status": "done"}]
+
+
+def test_without_stock_kept_for_a_product_its_stock_is_left_alone_and_the_page_says_so(system, payday):
+    keeping_stock(system, payday)
+    payday.add_product("KRUS", client_id=PAYDAY_CLIENT[0])   # a product without stock (quantity null)
+    closed_return(system)
+    assert stock(payday, "KRUS") is None
+    assert rows("SELECT status FROM stock_moves") == [{"status": "skipped"}]
+    assert rows("SELECT kind FROM timeline WHERE kind LIKE 'stock%%'") == [{"kind": "stock_skipped"}]

@@ -284,4 +284,22 @@ def test_C7_the_credit_invoice_names_the_sale_invoice_of_that_order_and_customer
     run_worker_until_idle()
     [credit] = [inv for inv in payday.invoices if inv["reference"] == "#1001 / #1001-R1"]
     number = next(inv["number"] for inv in payday.invoices if inv["id"] == ours["id"])
-    assert credit["description"].endswith(f"Kreditfærir reikning nr. {number}")
+    assert f"Kreditfærir reikning nr. {number} dags. " in credit["description"]
+
+
+def test_the_return_reason_is_on_the_credit_invoice_and_the_merchants_page(system, client, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    store = system.shopify.store
+    order = store.create_order(SHOP, {**ORDER, "currency": "ISK", "taxes_included": True})
+    store.apply(order, {"do": "return_open", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 2, "reason": "Of lítið"}]})
+    store.apply(order, {"do": "refund", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 2}]})
+    store.apply(order, {"do": "return_close", "return": "R1"})
+    system.shopify.deliver()
+    run_worker_until_idle()
+    [invoice] = payday.invoices
+    assert "Ástæða skila: Of lítið" in invoice["description"]
+    [doc] = rows("SELECT case_id, return_reason FROM documents")
+    assert doc["return_reason"] == "Of lítið"
+    query = {"embedded": "1", "shop": SHOP, "id_token": system.shopify.id_token(SHOP), "locale": "is"}
+    html = client.get(f"/cases/{doc['case_id']}", query_string=query).get_data(as_text=True)
+    assert "Ástæða skila: Of lítið" in html

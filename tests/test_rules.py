@@ -429,3 +429,35 @@ def test_C6_shipping_a_shopify_refund_gave_back_is_not_credited_again_by_hand():
     with pytest.raises(manual.InvalidCredit) as refused:
         manual.build(fully, {}, True, "c" * 20)
     assert refused.value.code == "shipping_credited"
+
+
+def test_the_return_reasons_go_on_the_close_and_exchange_invoices_not_on_a_later_refunds():
+    from dataclasses import replace
+
+    def with_reasons(ret, *reasons):
+        return replace(ret, lines=tuple(replace(rl, reason=r) for rl, r in zip(ret.lines, reasons)))
+
+    krus, bolur, bok = item(1, "KRUS", 1990, 3), item(2, "BOLUR-M", 2500, 1), item(3, "BOK", 3990, 1)
+    ret = with_reasons(a_return(1, lines=[(krus, 2), (bolur, 1), (bok, 1)], status="CLOSED", closed_minute=30),
+                       "Of lítið", None, "Gallað")
+    before = refund(1, lines=[(krus, 2)], return_id=R, minute=10)
+    after = refund(2, lines=[(bolur, 1)], return_id=R, minute=60)
+    d = decide(order([krus, bolur, bok], refunds=[before, after], returns=[ret]))
+    assert [(p.key, p.reason) for p in d.plans] == [("return-1", "Of lítið, Gallað"), ("refund-2", None)]
+
+    same = with_reasons(ret, "Gallað", "Gallað", None)
+    [plan] = decide(order([krus, bolur, bok], refunds=[before], returns=[same])).plans
+    assert plan.reason == "Gallað"   # each reason once
+
+    skyrta_l, skyrta_m = item(4, "SKYRTA-L", 6000, 1), item(5, "SKYRTA-M", 5000, 1)
+    exchange = with_reasons(a_return(1, lines=[(skyrta_l, 1)], exchange=[skyrta_m], status="CLOSED", closed_minute=30),
+                            "Of stórt")
+    [plan] = decide(order([skyrta_l], refunds=[refund(1, money=1000, return_id=R)], returns=[exchange])).plans
+    assert (plan.trigger, plan.reason) == ("exchange_settled", "Of stórt")
+
+    first = refund(1, lines=[(krus, 1)], return_id=R, minute=10)
+    again = refund(2, lines=[(krus, 1)], return_id=R, minute=60)
+    reopened = with_reasons(a_return(1, lines=[(krus, 2)], status="CLOSED", closed_minute=90), "Of lítið")
+    [plan] = decide(order([krus], refunds=[first, again], returns=[reopened]),
+                    {"return-1": frozenset({first.id})}, reopened=frozenset({R})).plans
+    assert (plan.key, plan.reason) == ("return-1-2", "Of lítið")   # R9: the next close

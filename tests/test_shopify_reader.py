@@ -68,6 +68,19 @@ def test_reads_the_order_with_its_return_refund_fees_and_transactions(admin, ord
     assert [(t.kind, t.status, t.amount) for t in refund.transactions] == [("REFUND", "SUCCESS", Decimal(5500))]
 
 
+def test_the_return_reason_is_read_by_its_name_only(admin, shopify):
+    o = shopify.store.create_order(SHOP, {**ORDER, "lines": [{**ORDER["lines"][0], "quantity": 3}, ORDER["lines"][1]]})
+    shopify.store.apply(o, {"do": "return_open", "return": "R1", "lines": [
+        {"sku": "BOLUR-M", "quantity": 1, "reason": "Of lítið"}, {"sku": "BOK", "quantity": 1, "reason": "Gallað"},
+        {"sku": "BOLUR-M", "quantity": 1, "reason": "Rangur litur"}]})
+    shopify.store.apply(o, {"do": "return_open", "return": "R2", "lines": [{"sku": "BOLUR-M", "quantity": 1}]})
+    r1, r2 = facts.read_order(admin, SHOP, f"gid://shopify/Order/{o.id}").returns
+    # A SKU's lines are one return line in the stand-in: its first reason is the line's.
+    assert [rl.reason for rl in r1.lines] == ["Of lítið", "Gallað"] and r1.reasons == ("Of lítið", "Gallað")
+    assert [rl.reason for rl in r2.lines] == [None] and r2.reasons == ()
+    assert "returnReasonNote" not in facts.RETURN_LINE and "customerNote" not in facts.RETURN_LINE
+
+
 def test_many_returns_are_read_page_by_page(admin, shopify):
     o = shopify.store.create_order(SHOP, {**ORDER, "lines": [{**ORDER["lines"][0], "quantity": 25}]})
     for n in range(23):

@@ -7,6 +7,7 @@ pages the lists that the schema calls connections.
 from __future__ import annotations
 
 import re
+import zlib
 from datetime import datetime, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -398,7 +399,7 @@ def _return_line_node(line) -> dict:
         "refundedQuantity": line.refunded_quantity, "refundableQuantity": line.quantity - line.refunded_quantity,
         "processedQuantity": processed, "processableQuantity": line.quantity - processed,
         "unprocessedQuantity": line.quantity - processed, "returnReason": "UNKNOWN", "returnReasonNote": "",
-        "returnReasonDefinition": None, "customerNote": None, "totalWeight": None,
+        "returnReasonDefinition": _reason_definition(line.reason), "customerNote": None, "totalWeight": None,
         "withCodeDiscountedTotalPriceSet": bag(li.listed(line.quantity), cur),
         "restockingFee": None if fee is None else {
             "__typename": "RestockingFee", "id": gid("RestockingFee", line.restocking_fee_id),
@@ -409,6 +410,15 @@ def _return_line_node(line) -> dict:
             "discountedTotal": text(li.listed(), cur), "discountedTotalSet": bag(li.listed(), cur),
             "lineItem": lambda **_: line_item_node(li)},
     }
+
+
+def _reason_definition(name: str | None) -> dict | None:
+    if not name:
+        return None
+    # A shop's reason definitions are shared by its returns: the same name, the same definition.
+    handle = re.sub(r"[\W_]+", "-", name.lower()).strip("-") or "other"
+    return {"__typename": "ReturnReasonDefinition", "id": gid("ReturnReasonDefinition", zlib.crc32(name.encode())),
+            "handle": handle, "name": name, "deleted": False}
 
 
 def _exchange_line_node(line) -> dict:

@@ -22,6 +22,8 @@ Choices where SHOPIFY_MODEL.md leaves room (each keeps the scenarios' money righ
   return line counts as processed once refunded, or entirely once its return is closed.
 - Canceling a return removes the exchange items it made; declining needs REQUESTED, closing
   needs OPEN, reopening needs CLOSED.
+- A returned line may carry `"reason": "<name>"` (beyond the shared README): served as the
+  line's `returnReasonDefinition`, null without one.
 """
 from __future__ import annotations
 
@@ -194,6 +196,7 @@ class ReturnLine:
     quantity: int
     restocking_fee_percent: Decimal | None
     restocking_fee_id: int
+    reason: str | None = None   # the return reason's name (scenario line key `reason`)
 
     @property
     def restocking_fee(self) -> Decimal | None:
@@ -705,6 +708,9 @@ class Store:
         if restocking_fee_percent is not None:
             for line in ret.lines:
                 line.restocking_fee_percent = _optional_amount(restocking_fee_percent)
+        reasons = _sku_reasons(lines)
+        for line in ret.lines:
+            line.reason = reasons.get(line.line_item.sku, line.reason)
 
     def _new_return(self, order: Order, label: str, status: str, lines, exchange_lines, shipping_fee,
                     restocking_fee_percent) -> Return:
@@ -715,10 +721,11 @@ class Store:
         ret = self._keep(Return, order=order, label=label, number=len(order.returns) + 1, status=status,
                          created_at=self.now())
         percent = _optional_amount(restocking_fee_percent)
+        reasons = _sku_reasons(lines)
         for sku, quantity in _sku_quantities(lines).items():
             ret.lines.append(self._keep(ReturnLine, ret=ret, line_item=self._returnable(order, sku, quantity),
                                         quantity=quantity, restocking_fee_percent=percent,
-                                        restocking_fee_id=next(self._ids)))
+                                        restocking_fee_id=next(self._ids), reason=reasons.get(sku)))
         for spec in exchange_lines:
             try:
                 ret.exchange_lines.append(self._keep(
@@ -958,6 +965,16 @@ def _sku_quantities(lines) -> dict[str, int]:
             out[line["sku"]] = out.get(line["sku"], 0) + _quantity(line["quantity"])
         except (KeyError, TypeError) as exc:
             raise StoreError(f"a line is {{sku, quantity}}, not {line!r}") from exc
+    return out
+
+
+def _sku_reasons(lines) -> dict[str, str]:
+    """The return reason of each SKU's lines (a line's optional `reason`, e.g. `{"sku": "X",
+    "quantity": 1, "reason": "Of lítið"}`): lines are summed per SKU, so the first reason given wins."""
+    out: dict[str, str] = {}
+    for line in lines:
+        if isinstance(line, dict) and line.get("reason") and "sku" in line:
+            out.setdefault(line["sku"], str(line["reason"]))
     return out
 
 
