@@ -1,8 +1,10 @@
-"""The worker process (Procfile `worker:`): an RQ worker on the Skilvís queue plus RQ's
-CronScheduler for the periodic jobs, in a child process of its own.
+"""The worker process (Procfile `worker:`): a long-lived RQ worker that runs each job in this
+process (SimpleWorker: no fork per job, so the connection pools, HTTP sessions and Payday
+clients live as long as the worker), the dispatcher thread that hands it work from Postgres
+(dispatch.py), and RQ's CronScheduler for the periodic jobs, in a child process of its own.
 
-SIGTERM (Heroku's stop signal) lets the running job finish within the grace period
-(HerokuWorker), stops the scheduler, and exits 0."""
+SIGTERM (Heroku's stop signal) lets the running job finish within the grace period, stops the
+dispatcher and the scheduler, and exits 0."""
 from __future__ import annotations
 
 import logging
@@ -11,9 +13,9 @@ import os
 import signal
 import sys
 
-from rq.worker import HerokuWorker
+from rq.worker import SimpleWorker
 
-from shopify_app import config, db, jobqueue, localservers, logs, periodic
+from shopify_app import config, db, dispatch, jobqueue, localservers, logs, periodic
 
 log = logging.getLogger("skilvis.worker")
 
@@ -38,9 +40,17 @@ def main(burst: bool = False) -> int:
         cron = multiprocessing.get_context("fork").Process(
             target=_run_scheduler, args=(redis_url,), name="skilvis-cron", daemon=True)
         cron.start()
-    worker = HerokuWorker(jobqueue.queues(connection), connection=connection)
     try:
-        worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+        if burst:
+            dispatch.run_until_idle(connection)
+        else:
+            dispatcher, stop = dispatch.start()
+            try:
+                SimpleWorker(jobqueue.queues(connection), connection=connection).work(
+                    with_scheduler=False, logging_level="INFO")
+            finally:
+                stop.set()
+                dispatcher.join(5)
     finally:
         if cron is not None and cron.is_alive():
             os.kill(cron.pid, signal.SIGTERM)

@@ -2,78 +2,64 @@
 worker processes, Postgres): Shopify GraphQL calls and Payday calls per document, and the time
 from a return's close to its credit invoice in Payday.
 
-    .venv/bin/python bench/hundred_returns.py [--returns 100] [--workers 2]
+    .venv/bin/python bench/hundred_returns.py [--returns 100] [--workers 2] [--latency]
+
+(bench/pipeline.py is the same burst over many shops, with CPU time and several runs.)
 """
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness as h  # noqa: E402
 
 from shopify_app import db  # noqa: E402
-from shopify_app.sandbox.player import SHOP, install_shop, run_worker_until_idle  # noqa: E402
-from shopify_app.sandbox.system import running_system  # noqa: E402
-
-ORDER = {"customer": {"email": "anna@example.is"}, "currency": "ISK", "taxes_included": True,
-         "lines": [{"sku": "KRUS", "title": "Krús", "price": "1990", "quantity": 2, "tax_rate": "24"}],
-         "payment": {"gateway": "shopify_payments", "status": "success"}}
+from shopify_app.sandbox.player import SHOP  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = h.parser(__doc__, runs=False)
     parser.add_argument("--returns", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    with running_system(database_name="skilvis_bench") as (system, _settings):
-        install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
-        store = system.shopify.store
-        orders = []
-        for n in range(args.returns):
-            order = store.create_order(SHOP, {**ORDER, "name": f"#{2000 + n}"})
-            store.apply(order, {"do": "return_open", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 2}]})
-            store.apply(order, {"do": "refund", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 2}]})
-            orders.append(order)
-        system.shopify.deliver()
-        run_worker_until_idle()   # the returns are open and refunded; nothing to invoice yet
-        graphql_before = system.shopify.graphql_calls[SHOP]
-        payday_before = len(system.payday.requests)
+    with h.fresh_system(latency=args.latency) as (system, _settings):
+        h.install_shop(system, SHOP)
+        orders = h.open_and_refunded(system, SHOP, args.returns)
+        with h.unthrottled(system):
+            system.shopify.deliver()
+            h.run_workers(args.workers, "hundred-setup")   # the returns are open and refunded; nothing to invoice yet
+        mark = h.Mark(system)
 
-        closed_at = {}
-        for order in orders:
-            ret = store.apply(order, {"do": "return_close", "return": "R1"})
-            closed_at[f"gid://shopify/Return/{ret.id}"] = ret.closed_at
+        closed_at = h.close_returns(system, orders)
         started = time.monotonic()
         system.shopify.deliver()
-        workers = [subprocess.Popen([sys.executable, "worker.py", "--burst"], cwd=ROOT, env=dict(os.environ),
-                                    stdout=subprocess.DEVNULL, stderr=open(ROOT / ".data" / f"bench-worker-{i}.log", "w"))
-                   for i in range(args.workers)]
-        for w in workers:
-            w.wait()
+        h.run_workers(args.workers, "bench-worker")
         elapsed = time.monotonic() - started
 
         with db.transaction() as conn:
             docs = conn.execute("SELECT return_gid, sent_at FROM documents WHERE status = 'sent'").fetchall()
-        graphql = system.shopify.graphql_calls[SHOP] - graphql_before
-        payday_calls = Counter(f"{r['method']} {r['path'].split('/')[1]}" for r in system.payday.requests[payday_before:])
+        calls = mark.since()
         lags = sorted((d["sent_at"] - closed_at[d["return_gid"]]).total_seconds() for d in docs)
         n = len(docs)
-        print(f"returns closed: {args.returns}; credit invoices in Payday: {n} (unique invoices: {len(system.payday.invoices)})")
-        print(f"wall time, close webhooks delivered to last invoice: {elapsed:.1f} s with {args.workers} worker processes")
-        print(f"Shopify GraphQL calls: {graphql} ({graphql / max(n, 1):.2f} per document)")
-        total_payday = sum(payday_calls.values())
-        print(f"Payday calls: {total_payday} ({total_payday / max(n, 1):.2f} per document): "
-              + ", ".join(f"{k} {v}" for k, v in sorted(payday_calls.items())))
-        if lags:
-            print(f"close -> invoice: median {statistics.median(lags):.2f} s, p95 {lags[int(0.95 * (n - 1))]:.2f} s, "
-                  f"max {lags[-1]:.2f} s")
+        invoices = len(system.payday.invoices)
+    print(f"returns closed: {args.returns}; credit invoices in Payday: {n} (unique invoices: {invoices})")
+    print(f"wall time, close webhooks delivered to last invoice: {elapsed:.1f} s with {args.workers} worker processes")
+    print(f"Shopify GraphQL calls: {calls.graphql} ({calls.graphql / max(n, 1):.2f} per document), "
+          f"THROTTLED {calls.throttled}")
+    print(f"Payday calls: {calls.payday_total} ({calls.payday_total / max(n, 1):.2f} per document): "
+          + ", ".join(f"{k} {v}" for k, v in sorted(calls.payday.items())))
+    if lags:
+        print(f"close -> invoice: median {statistics.median(lags):.2f} s, p95 {lags[int(0.95 * (n - 1))]:.2f} s, "
+              f"max {lags[-1]:.2f} s")
+    h.result({"returns": args.returns, "documents": n, "workers": args.workers, "latency": args.latency,
+              "wall_seconds": h.r(elapsed), "graphql_calls_per_document": h.r(calls.graphql / max(n, 1)),
+              "throttled": calls.throttled, "payday_calls_per_document": h.r(calls.payday_total / max(n, 1)),
+              "close_to_invoice_median_s": h.r(statistics.median(lags)) if lags else None,
+              "close_to_invoice_p95_s": h.r(lags[int(0.95 * (n - 1))]) if lags else None})
     return 0 if n == args.returns else 1
 
 

@@ -29,8 +29,9 @@ def _ids(raw: str) -> list[int]:
         abort(400, "ids are numbers")
 
 
-def _row_html(row: dict, environment: str) -> str:
-    return render_template("_row.html", row=row, environment=environment).strip()
+def _row_html(row: dict, environment: str, kit: home.RowKit | None = None) -> str:
+    """A row as the home page draws it; `kit`: the labels and link of the request's rows, made once."""
+    return render_template("_row.html", row=row, environment=environment, kit=kit or home.RowKit(environment)).strip()
 
 
 @bp.get("/cases")
@@ -44,8 +45,9 @@ def case_rows():
     else:
         rows, next_cursor = home.list_cases(shop["id"], status=request.args.get("status") or None,
                                             q=request.args.get("q"), cursor=request.args.get("after"))
+    kit = home.RowKit(environment)
     return jsonify(rows=[{"id": r["id"], "status": r["status"], "updated_at": r["updated_at"].isoformat(),
-                          "html": _row_html(r, environment)} for r in rows],
+                          "html": _row_html(r, environment, kit)} for r in rows],
                    next=next_cursor)
 
 
@@ -92,7 +94,6 @@ def _retry_document(shop_id: int, doc_id: int) -> bool:
                             WHERE id = %s AND NOT EXISTS (SELECT 1 FROM documents
                                                           WHERE case_id = %s AND status = 'failed')""",
                          (doc["case_id"], doc["case_id"]))
-    orders.enqueue(doc["order_id"])
     return True
 
 
@@ -305,7 +306,6 @@ def find_order():
     if found is None:
         return jsonify(ok=False, message=i18n.gettext("Shopify has no order named %(name)s.") % {"name": name}), 404
     order_id = orders.request_work(shop["id"], int(found["legacyResourceId"]))
-    orders.enqueue(order_id)
     return jsonify(ok=True, url=home.page_url("home.credit_page", order_id=order_id))
 
 

@@ -56,20 +56,29 @@ def connect_options(url: str, role: str | None = None) -> dict:
     return {"options": f"{own} -c statement_timeout={statement_timeout(role)}".strip()}
 
 
-def _pool(url: str) -> ConnectionPool:
-    # RQ forks a work horse per job and gunicorn forks workers: a pool (and its sockets)
-    # must never cross a fork, so pools are kept per process id.
+def _pool(url: str, autocommit: bool = False) -> ConnectionPool:
+    # Gunicorn forks workers: a pool (and its sockets) must never cross a fork, so pools are kept
+    # per process id.
     pid = os.getpid()
+    key = f"{'autocommit:' if autocommit else ''}{url}"
     with _lock:
-        entry = _pools.get(url)
+        entry = _pools.get(key)
         if entry is None or entry[0] != pid:
             pool = ConnectionPool(
                 url, min_size=1, max_size=int(os.environ.get("DB_POOL_SIZE", "10")),
-                kwargs={"row_factory": dict_row, "autocommit": False, **connect_options(url)},
+                kwargs={"row_factory": dict_row, "autocommit": autocommit, **connect_options(url)},
                 open=True, name="skilvis",
             )
-            _pools[url] = (pid, pool)
-        return _pools[url][1]
+            _pools[key] = (pid, pool)
+        return _pools[key][1]
+
+
+def one_statement(sql: str, params=None) -> dict | None:
+    """A single statement, committed on its own (autocommit: one round trip, no BEGIN/COMMIT);
+    its first row, if any."""
+    with _pool(database_url(), autocommit=True).connection() as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchone() if cursor.description else None
 
 
 def database_url() -> str:
@@ -103,6 +112,10 @@ def close_pools() -> None:
             if pid == os.getpid():
                 pool.close()
         _pools.clear()
+    conn = getattr(_locks, "conn", None)
+    if conn is not None and getattr(_locks, "pid", None) == os.getpid():
+        conn.close()
+    _locks.conn = None
 
 
 def migrate(url: str | None = None) -> list[str]:
@@ -134,20 +147,51 @@ def migrate(url: str | None = None) -> list[str]:
     return applied
 
 
-@contextmanager
-def advisory_lock(name: str):
-    """A session-level advisory lock on a connection of its own, yielding whether we got it.
+# The order locks' namespace (the first of the two-int advisory lock keys): pg_locks shows an
+# order's lock as (classid ORDER_LOCKS, objid order id), so the dispatcher can see which orders
+# a live worker holds (dispatch.py).
+ORDER_LOCKS = 7340
 
-    Not from the pool: if the process dies, its connection closes and the lock goes with it."""
+
+def advisory_lock(name: str):
+    """A session-level advisory lock, yielding whether we got it."""
     key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-    url = database_url()
-    conn = psycopg.connect(url, autocommit=True, **connect_options(url))
+    return _session_lock("%s::bigint", (key,))
+
+
+def order_lock(order_id: int):
+    """The lock of one order's pass (pipeline, credit by hand)."""
+    return _session_lock("%s::int, %s::int", (ORDER_LOCKS, order_id))
+
+
+@contextmanager
+def _session_lock(args: str, key: tuple):
+    """Held on a connection of its own, kept per process and thread (not from the pool, and not
+    opened per lock: a new connection costs more than the work it guards): if the process dies,
+    its connection closes and its locks go with it."""
+    conn = _lock_connection()
     try:
-        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
-        try:
-            yield got
-        finally:
-            if got:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        got = conn.execute(f"SELECT pg_try_advisory_lock({args})", key).fetchone()[0]
+    except psycopg.OperationalError:
+        _locks.conn = None   # the connection broke: its locks are gone; a new one next time
+        raise
+    try:
+        yield got
     finally:
-        conn.close()
+        if got:
+            try:
+                conn.execute(f"SELECT pg_advisory_unlock({args})", key)
+            except psycopg.OperationalError:
+                _locks.conn = None
+
+
+_locks = threading.local()
+
+
+def _lock_connection():
+    conn, pid = getattr(_locks, "conn", None), os.getpid()
+    if conn is None or conn.closed or getattr(_locks, "pid", None) != pid:
+        url = database_url()
+        conn = psycopg.connect(url, autocommit=True, **connect_options(url))
+        _locks.conn, _locks.pid = conn, pid
+    return conn

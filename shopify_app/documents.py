@@ -15,8 +15,10 @@ import hashlib
 import logging
 import re
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from itertools import groupby
 
+from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
 from . import db, invoicing, orders, payday, shop_settings, stock, timeline
@@ -57,13 +59,16 @@ def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, c
     row = conn.execute(
         """INSERT INTO documents (shop_id, order_id, case_id, doc_key, trigger, return_gid, return_name, refund_gids,
                                   lines, total, currency, gateway, reference, status, document_date, paid_date, note,
-                                  return_reason)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'claimed', %s, %s, %s, %s)
+                                  return_reason, order_date)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'claimed', %s, %s, %s, %s, %s)
            ON CONFLICT (shop_id, doc_key) DO NOTHING RETURNING id""",
         (shop_id, order["id"], case_id, plan.key, plan.trigger, plan.return_id, plan.return_name,
          list(plan.refund_ids), Jsonb([line_dict(l) for l in plan.lines]), plan.total, currency, plan.gateway,
          _shop_mark(conn, shop_id) + invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects),
-         invoicing.iceland_day(plan.dated), invoicing.iceland_day(plan.paid), plan.note, plan.reason),
+         invoicing.iceland_day(plan.dated), invoicing.iceland_day(plan.paid), plan.note, plan.reason,
+         # When the caller knows when the order was placed (Shopify's createdAt, as `placed_at`),
+         # the sale invoice is looked for in the days around it (C7, _window_days).
+         invoicing.iceland_day(order["placed_at"]) if order.get("placed_at") else None),
     ).fetchone()
     if row:
         timeline.add(conn, shop_id, order["id"], case_id, "document_claimed",
@@ -93,7 +98,7 @@ def client_for(settings: shop_settings.ShopSettings) -> payday.PaydayClient:
 def due(order_id: int) -> list[dict]:
     with db.transaction() as conn:
         return conn.execute(
-            """SELECT d.*, o.name AS order_name, o.customer_name, o.customer_email
+            """SELECT d.*, o.name AS order_name, o.customer_name, o.customer_email, o.created_at AS order_heard_at
                FROM documents d JOIN orders o ON o.id = d.order_id
                WHERE d.order_id = %s AND d.status IN ('claimed', 'sending') AND d.next_attempt_at <= now()
                ORDER BY d.id""",
@@ -155,7 +160,7 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
 def _create_unpaid_then_pay(doc: dict, client, body: dict) -> dict:
     """Payday refused the credit invoice as PAID (whether it takes a paid invoice with a negative
     total is unconfirmed): it is created unpaid, and its payment registered once Payday has
-    issued it (fetch_number), since Payday changes no status before that."""
+    issued it (fetch_missing_numbers), since Payday changes no status before that."""
     payment = {"paidDate": body.get("paidDate"), "paymentType": body.get("paymentType")}
     unpaid = {**{k: v for k, v in body.items() if k not in payment}, "status": "SENT"}
     with db.transaction() as conn:
@@ -164,9 +169,20 @@ def _create_unpaid_then_pay(doc: dict, client, body: dict) -> dict:
     return client.create_invoice(unpaid)
 
 
-# How many of the customer's newest pages of invoices the sale invoice is looked for in (C7): a
-# nicety, so a bounded one.
+# How many of the customer's newest pages of invoices the sale invoice is looked for in (C7), when
+# it is looked for per customer: a nicety, so a bounded one.
 ORIGINAL_PAGES = 2
+
+# C7 in batches: the company's invoices dated in a window of days are read once per shop and
+# Payday connection and shared by every order whose days the window covers while it is fresh.
+WINDOW_PAGES = 2                       # at most this many pages of 500; a longer list: per customer
+WINDOW_PERPAGE = payday.LOOKUP_PERPAGE
+WINDOW_FRESH = timedelta(minutes=15)   # a window read longer ago is read again
+WINDOW_KEPT = timedelta(days=1)        # then deleted
+DAYS_BEFORE_ORDER = 2                  # with the order's date: from two days before it
+LOOKBACK_DAYS = 90                     # without it: back from the first we heard of the order
+DAYS_AFTER = 21                        # to three weeks after (an invoice made at fulfilment), or today
+_WORD = re.compile(r"[\w-]+")
 
 
 def _original(client, doc: dict, customer_id: str | None) -> tuple[str | None, date | None]:
@@ -180,7 +196,16 @@ def _original(client, doc: dict, customer_id: str | None) -> tuple[str | None, d
             (doc["order_id"], doc["id"], str(customer_id))).fetchone()
     if known:
         return known["original_number"] or None, known["original_date"]
-    return _original_invoice(client, doc["order_name"], customer_id)
+    name = doc["order_name"].strip().lstrip("#")
+    if not customer_id or not _order_word(name):
+        return _original_invoice(client, doc["order_name"], customer_id)
+    try:
+        window = _window(client, doc)
+        if window is None:   # the company's list for those days is longer than the bound
+            return _original_invoice(client, doc["order_name"], customer_id)
+        return _match(client, window, str(customer_id), word_hash(doc["shop_id"], name))
+    except payday.PaydayError:
+        return None, None   # a nicety: never worth failing the credit invoice over
 
 
 def _original_invoice(client, order_name: str, customer_id: str | None) -> tuple[str | None, date | None]:
@@ -195,6 +220,143 @@ def _original_invoice(client, order_name: str, customer_id: str | None) -> tuple
                 return str(invoice["number"]), _day(invoice.get("invoiceDate"))
     except payday.PaydayError:
         pass  # a nicety: never worth failing the credit invoice over
+    return None, None
+
+
+def _order_word(name: str) -> bool:
+    """Whether the order's name (without its '#') is one word of letters, digits, '_' and '-'
+    with a digit in it: then "the text names it as a whole token" (the `_original_invoice`
+    pattern) is exactly "it is one of the text's words" (maximal runs of those characters), and
+    a window's stored word hashes answer it. Any other name is looked for per customer."""
+    return bool(_WORD.fullmatch(name)) and any(c.isdigit() for c in name)
+
+
+def word_hash(shop_id: int, word: str) -> str:
+    """A word of an invoice's description or reference as a window keeps it: hashed, since a
+    customer's note there may hold a phone number or a kennitala."""
+    return hashlib.sha256(f"{shop_id}:invoice-word:{word}".encode()).hexdigest()
+
+
+def _window_days(doc: dict, today: date) -> tuple[date, date]:
+    """The days the sale invoice is looked for in: around the order's date when it is known;
+    else back LOOKBACK_DAYS from the first we heard of the order (or the document's own date, if
+    earlier: a history pass hears of old orders late). Windows start on a Monday and end on a
+    Sunday (or today), so the orders of a shop from the same weeks share one."""
+    if doc.get("order_date"):
+        anchor, back = doc["order_date"], DAYS_BEFORE_ORDER
+    else:
+        heard = invoicing.iceland_day(doc["order_heard_at"]) if doc.get("order_heard_at") else today
+        anchor, back = min(heard, doc.get("document_date") or today), LOOKBACK_DAYS
+    start = anchor - timedelta(days=back)
+    start -= timedelta(days=start.weekday())
+    end = anchor + timedelta(days=DAYS_AFTER)
+    end += timedelta(days=6 - end.weekday())
+    return start, max(start, min(end, today))
+
+
+def _window(client, doc: dict) -> dict | None:
+    """The fresh window of the shop's Payday company covering the order's days, read now if there
+    is none (one reader at a time per shop and connection: the others wait and share its read);
+    None when Payday's list for those days is longer than WINDOW_PAGES pages.
+
+    A window answers for an order only if it was read after Skilvís first heard of the order:
+    the order, and the sale invoice made with it, existed when the list was read."""
+    start, end = _window_days(doc, invoicing.iceland_day())
+    key = (doc["shop_id"], client.token_key, start, end, doc.get("order_heard_at") or doc.get("created_at"))
+    with db.transaction() as conn:
+        found = _fresh_window(conn, *key)
+    if found is None:
+        with db.transaction() as conn:
+            conn.execute("SET LOCAL lock_timeout = '20s'")
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                                 (f"payday-window:{doc['shop_id']}:{client.token_key}",))
+            except pg_errors.LockNotAvailable:
+                pass   # the other reader is slow: read without waiting for it
+            found = _fresh_window(conn, *key) or _read_window(conn, client, doc["shop_id"], start, end)
+    return found if found["complete"] else None
+
+
+def _fresh_window(conn, shop_id: int, token_key: str, start: date, end: date, heard_at) -> dict | None:
+    """A window read within WINDOW_FRESH and after `heard_at` that covers start..end, or that
+    found a part of those days too long to read (so the whole is too)."""
+    return conn.execute(
+        """SELECT * FROM payday_invoice_windows
+           WHERE shop_id = %(shop)s AND credentials_hash = %(key)s AND fetched_at > now() - %(fresh)s
+             AND (%(heard)s::timestamptz IS NULL OR fetched_at >= %(heard)s)
+             AND ((complete AND date_from <= %(start)s AND date_to >= %(end)s)
+                  OR (NOT complete AND date_from >= %(start)s AND date_to <= %(end)s))
+           ORDER BY complete DESC, fetched_at DESC LIMIT 1""",
+        {"shop": shop_id, "key": token_key, "fresh": WINDOW_FRESH, "heard": heard_at, "start": start,
+         "end": end}).fetchone()
+
+
+def _read_window(conn, client, shop_id: int, start: date, end: date) -> dict:
+    """GET /invoices dated start..end, at most WINDOW_PAGES pages of WINDOW_PERPAGE; what matching
+    needs of each invoice with a positive total is kept (see the migration 0019)."""
+    conn.execute("DELETE FROM payday_invoice_windows WHERE shop_id = %s AND credentials_hash = %s"
+                 " AND fetched_at < now() - %s", (shop_id, client.token_key, WINDOW_KEPT))
+    invoices, complete, total = [], True, None
+    for items, pages, total in client.invoice_pages(start, end, perpage=WINDOW_PERPAGE):
+        if pages > WINDOW_PAGES:
+            complete = False
+            break
+        invoices += items
+    # A list that stops early (docs/PAYDAY_MODEL.md B3, mode max_pages) is not the whole list.
+    complete = complete and (total is None or len(invoices) >= total)
+    window = conn.execute(
+        """INSERT INTO payday_invoice_windows (shop_id, credentials_hash, date_from, date_to, complete)
+           VALUES (%s, %s, %s, %s, %s) RETURNING *""",
+        (shop_id, client.token_key, start, end, complete)).fetchone()
+    if complete:
+        rows = [row for position, invoice in enumerate(invoices)
+                if (row := _window_row(window["id"], position, invoice, shop_id, start, end))]
+        if rows:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    """INSERT INTO payday_window_invoices (window_id, position, invoice_id, number, invoice_date,
+                                                          customer_id, amount, words)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""", rows)
+    return window
+
+
+def _window_row(window_id: int, position: int, invoice: dict, shop_id: int, start: date, end: date):
+    """What a window keeps of one listed invoice, or None when it cannot be a sale invoice of
+    these days: dated outside them (Payday may ignore the filters), not positive, no customer,
+    or no word with a digit (no order number)."""
+    dated = _day(invoice.get("invoiceDate"))
+    try:
+        amount = Decimal(str(invoice.get("amountIncludingVat") or 0))
+    except InvalidOperation:
+        return None
+    customer = str((invoice.get("customer") or {}).get("id") or "")
+    text = f"{invoice.get('description') or ''} {invoice.get('reference') or ''}"
+    words = sorted({word_hash(shop_id, w) for w in _WORD.findall(text) if any(c.isdigit() for c in w)})
+    if dated is None or not start <= dated <= end or not amount > 0 or not customer or not words \
+            or not invoice.get("id"):
+        return None
+    return (window_id, position, str(invoice["id"]), _str(invoice.get("number")), dated, customer, amount, words)
+
+
+def _match(client, window: dict, customer_id: str, word: str) -> tuple[str | None, date | None]:
+    """The first invoice of the window, in Payday's order, of this customer with a positive total
+    naming the order; one Payday had not numbered yet when the window was read is read again."""
+    with db.transaction() as conn:
+        found = conn.execute(
+            """SELECT position, invoice_id, number, invoice_date FROM payday_window_invoices
+               WHERE window_id = %s AND customer_id = %s AND %s = ANY(words) ORDER BY position""",
+            (window["id"], customer_id, word)).fetchall()
+    for row in found:
+        number = row["number"]
+        if number is None:
+            number = _str(client.get_invoice(row["invoice_id"]).get("number"))
+            if number:
+                with db.transaction() as conn:
+                    conn.execute("UPDATE payday_window_invoices SET number = %s WHERE window_id = %s AND position = %s",
+                                 (number, window["id"], row["position"]))
+        if number:
+            return number, row["invoice_date"]
     return None, None
 
 
@@ -243,45 +405,53 @@ def _give_up(doc: dict, kind: str, message: str, attempt: int) -> str:
 
 
 def fetch_number(doc_id: int, client: payday.PaydayClient) -> str | None:
-    """Payday numbers invoices in the background; read the number once it is there."""
+    """One document's number, read alone (GET /invoices/{id}); fetch_missing_numbers reads them
+    in batches and comes here only for an invoice its list did not show."""
     with db.transaction() as conn:
         doc = conn.execute("SELECT * FROM documents WHERE id = %s", (doc_id,)).fetchone()
     if doc is None or doc["payday_number"] or not doc["payday_invoice_id"]:
         return doc["payday_number"] if doc else None
     number = _str(client.get_invoice(doc["payday_invoice_id"]).get("number"))
     if number:
-        with db.transaction() as conn:
-            conn.execute("UPDATE documents SET payday_number = %s WHERE id = %s", (number, doc_id))
-        if doc["pay_later"]:
-            _register_payment(doc, client)
+        _numbered(doc, number, client)
     return number
 
 
+def _numbered(doc: dict, number: str, client) -> None:
+    """Record Payday's number; a credit invoice created unpaid (pay_later) now gets its payment.
+    Only the one who records the number registers the payment."""
+    with db.transaction() as conn:
+        won = conn.execute("UPDATE documents SET payday_number = %s WHERE id = %s AND payday_number IS NULL"
+                           " RETURNING pay_later", (number, doc["id"])).fetchone()
+    if won and won["pay_later"]:
+        _register_payment({**doc, "pay_later": won["pay_later"]}, client)
+
+
 def _register_payment(doc: dict, client) -> None:
-    """The payment of a credit invoice Payday would not create as paid, now that it is issued."""
+    """The payment of a credit invoice Payday would not create as paid, now that it is issued. A
+    transient failure leaves it waiting for the next round of fetch_missing_numbers."""
     try:
         client.mark_paid(doc["payday_invoice_id"], paid_date=doc["pay_later"]["paidDate"],
                          payment_type=doc["pay_later"]["paymentType"])
         kind, detail = "payday_payment_registered", {"doc_key": doc["doc_key"]}
     except payday.PaydayValidationError as exc:
-        # Payday keeps it unpaid: the bookkeeper registers the payment by hand.
-        kind, detail = "payday_payment_refused", {"doc_key": doc["doc_key"], "error": exc.message}
+        if str(client.get_invoice(doc["payday_invoice_id"]).get("status") or "").upper() == "PAID":
+            # An earlier attempt's answer was lost after Payday registered it (D1).
+            kind, detail = "payday_payment_registered", {"doc_key": doc["doc_key"]}
+        else:
+            # Payday keeps it unpaid: the bookkeeper registers the payment by hand.
+            kind, detail = "payday_payment_refused", {"doc_key": doc["doc_key"], "error": exc.message}
     with db.transaction() as conn:
-        conn.execute("UPDATE documents SET pay_later = NULL WHERE id = %s", (doc["id"],))
-        timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], kind, detail)
+        if conn.execute("UPDATE documents SET pay_later = NULL WHERE id = %s AND pay_later IS NOT NULL RETURNING id",
+                        (doc["id"],)).fetchone():
+            timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], kind, detail)
 
 
 def retry(doc_id: int, shop_id: int, conn=None) -> bool:
     """The merchant's Retry: a failed document of this shop gets a fresh round of attempts, and
-    its order is asked for work. False when there is no such failed document. With `conn`, the
-    caller commits and then enqueues the order (orders.enqueue)."""
-    if conn is None:
-        with db.transaction() as own:
-            row = _reset_failed(own, doc_id, shop_id)
-        if row:
-            orders.enqueue(row["order_id"])
-        return row is not None
-    return _reset_failed(conn, doc_id, shop_id) is not None
+    its order is asked for work. False when there is no such failed document."""
+    with db.joined(conn) as c:
+        return _reset_failed(c, doc_id, shop_id) is not None
 
 
 def _reset_failed(conn, doc_id: int, shop_id: int) -> dict | None:
@@ -351,18 +521,85 @@ def _str(value) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+# A round of fetch_missing_numbers reads at most this many pages of one shop's list, then at most
+# ONE_BY_ONE of the invoices the list did not show one at a time; the rest wait for the next round.
+NUMBER_PAGES = 4
+ONE_BY_ONE = 20
+NUMBER_GAP = timedelta(days=7)
+
+
 def fetch_missing_numbers() -> int:
-    """Periodic: ask Payday for the numbers of invoices it has not numbered yet."""
+    """Periodic (every minute): the numbers Payday has given our invoices since they were made
+    (it numbers them in the background, about a minute after the create, C2). Per shop, one
+    read of the company's invoices dated on those documents' days (GET /invoices?dateFrom=&dateTo=,
+    500 a page: page 1, then from the last back, until every waiting invoice was seen or
+    NUMBER_PAGES were read) answers them all; an invoice listed without a number waits for the
+    next round; only one the list did not show is read alone. A credit invoice Payday would not
+    create as paid gets its payment registered once numbered. Returns how many were numbered."""
     with db.transaction() as conn:
-        rows = conn.execute("""SELECT id, shop_id FROM documents WHERE status = 'sent' AND payday_number IS NULL
-                               AND sent_at > now() - interval '7 days' ORDER BY shop_id, id LIMIT 500""").fetchall()
+        # Windows of the sale invoices (C7) are a short-lived cache: gone a day after their read.
+        conn.execute("DELETE FROM payday_invoice_windows WHERE fetched_at < now() - %s", (WINDOW_KEPT,))
+        rows = conn.execute(
+            """SELECT *, coalesce((request_body->>'invoiceDate')::date, document_date) AS invoice_date
+               FROM documents WHERE status = 'sent' AND payday_invoice_id IS NOT NULL
+                 AND (payday_number IS NULL AND sent_at > now() - interval '7 days' OR pay_later IS NOT NULL)
+               ORDER BY shop_id, id LIMIT 2000""").fetchall()
     found = 0
-    clients: dict[int, payday.PaydayClient] = {}
-    for row in rows:
+    for shop_id, group in groupby(rows, key=lambda r: r["shop_id"]):
+        docs = list(group)
         try:
-            if row["shop_id"] not in clients:
-                clients[row["shop_id"]] = client_for(shop_settings.load(row["shop_id"]))
-            found += bool(fetch_number(row["id"], clients[row["shop_id"]]))
+            client = client_for(shop_settings.load(shop_id))
+            waiting = [d for d in docs if not d["payday_number"]]
+            listed = _listed_numbers(client, waiting) if waiting else {}
         except payday.PaydayError as exc:
-            log.info("number of document %s not fetched: %s", row["id"], exc)
+            log.info("numbers of shop %s not fetched: %s", shop_id, exc)
+            continue
+        alone = 0
+        for doc in docs:
+            try:
+                if doc["payday_number"]:   # numbered, but its payment's registration failed for now
+                    _register_payment(doc, client)
+                    continue
+                invoice_id = str(doc["payday_invoice_id"])
+                if invoice_id in listed:
+                    number = listed[invoice_id]
+                    if number:
+                        _numbered(doc, number, client)
+                elif alone < ONE_BY_ONE:
+                    alone += 1
+                    number = fetch_number(doc["id"], client)
+                else:
+                    continue
+                found += bool(number)
+            except payday.PaydayError as exc:
+                log.info("number of document %s not fetched: %s", doc["id"], exc)
     return found
+
+
+def _listed_numbers(client, docs: list[dict]) -> dict[str, str | None]:
+    """{Payday invoice id: its number, or None while Payday has not numbered it} for the waiting
+    documents the company's lists of their days show: one list per run of days (a gap of more
+    than NUMBER_GAP starts another, so a history pass's old dates do not make one long list), at
+    most NUMBER_PAGES pages in all."""
+    wanted = {str(d["payday_invoice_id"]) for d in docs}
+    seen: dict[str, str | None] = {}
+    runs: list[list[date]] = []
+    for day in sorted({d["invoice_date"] for d in docs if d["invoice_date"]}):
+        if runs and day - runs[-1][-1] <= NUMBER_GAP:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    budget = NUMBER_PAGES
+    for days in runs:
+        if budget <= 0:
+            break
+        here = {str(d["payday_invoice_id"]) for d in docs
+                if d["invoice_date"] and days[0] <= d["invoice_date"] <= days[-1]}
+        for invoices, _pages, _total in client.invoice_pages(days[0], days[-1]):
+            budget -= 1
+            for invoice in invoices:
+                if str(invoice.get("id")) in wanted:
+                    seen[str(invoice["id"])] = _str(invoice.get("number"))
+            if here <= seen.keys() or budget <= 0:
+                break
+    return seen

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import secrets
 import unicodedata
 from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from . import compliance, db, facts, i18n, manual, payday, reconcile, shop_settings, shops
 from .auth import embedded, valid_query_hmac
@@ -75,6 +77,50 @@ def admin_order_url(legacy_id) -> str:
     return f"shopify://admin/orders/{legacy_id}"
 
 
+class RowKit:
+    """What the rows of one page share, worked out once per page rather than once per row: the
+    labels in the page's language (as the templates' `_()` gives them) and the link to a case,
+    which carries Shopify's parameters like page_url (one url_for, then the id put in)."""
+
+    def __init__(self, environment: str | None):
+        self.environment = environment
+        self._status = {s: i18n.status_label(s) for s in i18n.STATUSES}
+        self._kind = {k: i18n.kind_label(k) for k in i18n.KINDS}
+        self._reasons: dict[str, str] = {}
+        # jinja's newstyle gettext, as `_()` in a template: the translation is markup, formatted.
+        self.retry = Markup(i18n.gettext("Retry")) % {}
+        self.in_payday = Markup(i18n.gettext("In Payday")) % {}
+        self.payday_no = Markup(i18n.gettext("Payday no. %(number)s"))
+        path, _, query = page_url("home.case_detail", case_id=0).partition("?")
+        if not path.endswith("/0"):
+            raise RuntimeError(f"a case's link is not …/<id>: {path}")
+        self._link = (path[:-1], f"?{query}" if query else "")
+
+    def case_url(self, case_id: int) -> str:
+        return f"{self._link[0]}{int(case_id)}{self._link[1]}"
+
+    def status_label(self, status: str) -> str:
+        return self._status[status] if status in self._status else i18n.status_label(status)
+
+    def kind_label(self, kind: str) -> str:
+        return self._kind[kind] if kind in self._kind else i18n.kind_label(kind)
+
+    def reason(self, reason: dict | None) -> str:
+        """reason_text, once per distinct reason on the page (most rows share a few)."""
+        key = json.dumps(reason, sort_keys=True, default=str)
+        if key not in self._reasons:
+            self._reasons[key] = i18n.reason_text(reason)
+        return self._reasons[key]
+
+    def payday_no_text(self, number) -> Markup:
+        return self.payday_no % {"number": number}
+
+
+@bp.app_template_global()
+def row_kit(environment: str | None) -> RowKit:
+    return RowKit(environment)
+
+
 # --- the list --------------------------------------------------------------------------------
 
 def encode_cursor(updated_at: datetime, case_id: int) -> str:
@@ -109,17 +155,20 @@ ROW_JOINS = """
         FROM documents d WHERE d.case_id = c.id) docs ON true
 """
 ROW_SQL = f"{ROW_COLUMNS} FROM cases c {ROW_JOINS}"
-# Search: every word typed must begin a word of the order's name or customer (as the
-# orders_search index holds them), either as typed ('k6@example' begins the lexeme
-# 'k6@example.is') or as Postgres splits it ('#1003' → '1003').
-SEARCH_DOC = """to_tsvector('simple', coalesce(o.name, '') || ' ' || coalesce(o.customer_name, '') || ' '
-                               || coalesce(o.customer_email, ''))"""
+# Search: every word typed must begin a word of the order's name, customer name or e-mail, accents
+# and case aside ('jonsdottir' finds Jónsdóttir): either as typed ('k6@example' begins the lexeme
+# 'k6@example.is') or as Postgres splits it ('#1003' → '1003'). orders.search_doc holds those
+# words (migration 0018: f_unaccent, then to_tsvector 'simple'); the typed words go through the
+# same f_unaccent here, so both sides are folded alike.
+# (A word that Postgres keeps whole, 'helga', is not asked for twice: each costs a pass of the index.)
 TSQUERY_SQL = r"""
     SELECT string_agg('(' || quote_literal(lower(w)) || ':*'
-                      || coalesce(' | ' || (SELECT string_agg(quote_literal(lexeme) || ':*', ' & ')
-                                            FROM unnest(to_tsvector('simple', w))), '')
+                      || coalesce(' | ' || nullif((SELECT string_agg(quote_literal(lexeme) || ':*', ' & ')
+                                                   FROM unnest(to_tsvector('simple', w))),
+                                                  quote_literal(lower(w)) || ':*'), '')
                       || ')', ' & ') AS tsq
-    FROM regexp_split_to_table(replace(%s, '\', ''), '\s+') AS w WHERE w <> ''"""
+    FROM (SELECT f_unaccent(w) AS w FROM regexp_split_to_table(replace(%s, '\', ''), '\s+') AS w) words
+    WHERE w <> ''"""
 
 
 # A search is a few words of a name, an e-mail or an order number: longer input is cut to this.
@@ -138,45 +187,96 @@ def clean_search(q: str | None) -> str:
     return " ".join(words[:SEARCH_MAX_WORDS])[:SEARCH_MAX_CHARS].strip()
 
 
-def search_query(q: str) -> str | None:
+def search_query(q: str, conn=None) -> str | None:
     q = clean_search(q)
-    with db.transaction() as conn:
-        return conn.execute(TSQUERY_SQL, (q,)).fetchone()["tsq"]
+    with db.joined(conn) as c:
+        return c.execute(TSQUERY_SQL, (q,)).fetchone()["tsq"]
+
+
+# A search finds its page one of two ways, whichever is cheap for it. A broad one (many orders
+# match: 'Helga', 'anna') walks the list newest first, checking each case's order, and stops at
+# the page's last row. A narrow one ('Guðrún 4711', '#51234') would walk far: its few orders come
+# from the GIN index, then their cases. Which is which shows on the list's first WALK_PROBE rows:
+# a page found among them is done; else the matching orders are counted, up to MATCH_LIMIT; only
+# a search with more matches than that, none of them recent, walks on.
+WALK_PROBE = 1000
+MATCH_LIMIT = 5000
+
+# `hit` is a subquery per row, not a join, so the planner cannot turn the walk into reading every
+# match; `walked` marks the row where a capped walk stopped (where the next one goes on). Each
+# statement returns whole rows: the page's orders and documents are read for its rows alone.
+WALK_SQL = f"""{ROW_COLUMNS}, c.hit, c.walked
+    FROM (SELECT * FROM (
+              SELECT c.*, (SELECT o.search_doc @@ %(tsq)s::tsquery FROM orders o WHERE o.id = c.order_id) AS hit,
+                     row_number() OVER (ORDER BY c.updated_at DESC, c.id DESC) AS walked
+              FROM cases c WHERE {{where}}
+              ORDER BY c.updated_at DESC, c.id DESC LIMIT %(walk)s) w
+          WHERE hit OR walked = %(walk)s
+          LIMIT %(limit)s) c
+    {ROW_JOINS}
+    ORDER BY c.updated_at DESC, c.id DESC"""
+MATCHES_SQL = """SELECT o.id FROM orders o WHERE o.shop_id = %(shop_id)s AND o.search_doc @@ %(tsq)s::tsquery
+                 LIMIT %(matches)s"""
+# OFFSET 0 keeps the lateral a lookup per order (cases_by_order), however many the planner guesses.
+CASES_OF_SQL = f"""{ROW_COLUMNS}
+    FROM (SELECT c.* FROM unnest(%(order_ids)s::bigint[]) AS m(order_id)
+          CROSS JOIN LATERAL (SELECT c.* FROM cases c WHERE c.order_id = m.order_id AND {{where}} OFFSET 0) c
+          ORDER BY c.updated_at DESC, c.id DESC LIMIT %(limit)s) c
+    {ROW_JOINS}
+    ORDER BY c.updated_at DESC, c.id DESC"""
+
+
+def _where(shop_id: int, status: str | None, after: tuple[datetime, int] | None) -> tuple[str, dict]:
+    where = ["c.shop_id = %(shop_id)s"]
+    params: dict = {"shop_id": shop_id}
+    if status in STATUSES:
+        where.append("c.status = %(status)s")
+        params["status"] = status
+    if after:
+        where.append("(c.updated_at, c.id) < (%(after_at)s, %(after_id)s)")
+        params.update(after_at=after[0], after_id=after[1])
+    return " AND ".join(where), params
+
+
+def _search_page(conn, shop_id: int, status: str | None, after, tsq: str, want: int) -> list[dict]:
+    """The page's rows (`want` of them, or fewer at the end), newest first."""
+    def walk(after, cap):
+        where, params = _where(shop_id, status, after)
+        rows = conn.execute(WALK_SQL.format(where=where), {**params, "tsq": tsq, "walk": cap, "limit": want}).fetchall()
+        stopped = next((r for r in rows if cap and r["walked"] == cap), None)
+        return [r for r in rows if r["hit"]], stopped
+
+    found, stopped = walk(after, WALK_PROBE)
+    if len(found) >= want or stopped is None:
+        return found[:want]
+    orders = [r["id"] for r in conn.execute(MATCHES_SQL, {"shop_id": shop_id, "tsq": tsq, "matches": MATCH_LIMIT + 1})]
+    if len(orders) <= MATCH_LIMIT:
+        where, params = _where(shop_id, status, after)
+        return conn.execute(CASES_OF_SQL.format(where=where), {**params, "order_ids": orders, "limit": want}).fetchall()
+    more, _ = walk((stopped["updated_at"], stopped["id"]), None)
+    return (found + more)[:want]
 
 
 def list_cases(shop_id: int, *, status: str | None = None, q: str | None = None, cursor: str | None = None,
                limit: int = PAGE_SIZE) -> tuple[list[dict], str | None]:
     """One page, newest change first; the cursor is the last row's (updated_at, id), so a page
     costs the same however deep it is and rows never repeat or vanish between pages."""
-    where = ["c.shop_id = %(shop_id)s"]
-    params: dict = {"shop_id": shop_id, "limit": limit + 1}
-    if status in STATUSES:
-        where.append("c.status = %(status)s")
-        params["status"] = status
     q = clean_search(q)
-    if q:
-        tsq = search_query(q)
-        if not tsq:
-            return [], None
-        # The matching orders first (the GIN index), then their cases: left to itself the planner
-        # misjudges how many orders match a prefix and walks the whole listing instead.
-        where.append(f"""c.order_id IN (SELECT id FROM (SELECT o.id FROM orders o
-                                                        WHERE o.shop_id = %(shop_id)s AND {SEARCH_DOC} @@ %(tsq)s::tsquery
-                                                        OFFSET 0) AS hits)""")
-        params["tsq"] = tsq
     after = decode_cursor(cursor)
-    if after:
-        where.append("(c.updated_at, c.id) < (%(after_at)s, %(after_id)s)")
-        params.update(after_at=after[0], after_id=after[1])
-    # The page's ids first, then their orders and documents: joined before the LIMIT, a broad
-    # search would read the documents of every match.
-    sql = f"""{ROW_COLUMNS}
-              FROM (SELECT c.* FROM cases c WHERE {' AND '.join(where)}
-                    ORDER BY c.updated_at DESC, c.id DESC LIMIT %(limit)s) c
-              {ROW_JOINS}
-              ORDER BY c.updated_at DESC, c.id DESC"""
     with db.transaction() as conn:
-        rows = conn.execute(sql, params).fetchall()
+        if q:
+            tsq = search_query(q, conn)
+            if not tsq:
+                return [], None
+            rows = _search_page(conn, shop_id, status, after, tsq, limit + 1)
+        else:
+            # The page's ids first, then their orders and documents (joined after the LIMIT).
+            where, params = _where(shop_id, status, after)
+            rows = conn.execute(f"""{ROW_COLUMNS}
+                                    FROM (SELECT c.* FROM cases c WHERE {where}
+                                          ORDER BY c.updated_at DESC, c.id DESC LIMIT %(limit)s) c
+                                    {ROW_JOINS}
+                                    ORDER BY c.updated_at DESC, c.id DESC""", {**params, "limit": limit + 1}).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (encode_cursor(rows[-1]["updated_at"], rows[-1]["id"]) if more else None)
@@ -214,6 +314,7 @@ def app_home():
     rows, next_cursor = list_cases(shop["id"], status=status, q=q, cursor=request.args.get("after"))
     settings = shop_settings.load(shop["id"])
     return render_template("home.html", shop=g.shop, rows=rows, status=status if status in STATUSES else None, q=q,
+                           kit=RowKit(settings.payday_environment),
                            statuses=STATUSES, next_cursor=next_cursor, first_page=not request.args.get("after"),
                            checklist=checklist(shop["id"], settings), environment=settings.payday_environment,
                            unreadable=unreadable_orders(shop["id"]), access_lost_at=shops.take_access_lost(shop["id"]),

@@ -99,6 +99,17 @@ def init_app(app) -> Babel:
 # --- money and dates ---------------------------------------------------------------------
 
 IS_MONTHS = ("jan.", "feb.", "mar.", "apr.", "maí", "jún.", "júl.", "ágú.", "sep.", "okt.", "nóv.", "des.")
+# Babel's grouping and decimal symbols of each language: the list formats an amount per row, and
+# Python's own formatting (half-even rounding, as babel's format_decimal) is ten times quicker.
+SEPARATORS = {"is": {ord(","): ".", ord("."): ","}, "en": {ord(","): ",", ord("."): "."}}
+
+
+def _grouped(value: Decimal, digits: int, language: str) -> str:
+    """format_decimal(value, "#,##0" with `digits` decimals, locale=language), for value >= 0."""
+    table = SEPARATORS.get(language)
+    if table is None or not value.is_finite():
+        return format_decimal(value, format=f"#,##0{'.' + '0' * digits if digits else ''}", locale=language)
+    return f"{value:,.{digits}f}".translate(table)
 
 
 def money(amount, currency: str | None = "ISK", language: str | None = None) -> str:
@@ -110,10 +121,10 @@ def money(amount, currency: str | None = "ISK", language: str | None = None) -> 
     value = Decimal(str(amount))
     digits = minor_units(currency)
     if language == "is":
-        number = format_decimal(abs(value), format=f"#,##0{'.' + '0' * digits if digits else ''}", locale="is")
+        number = _grouped(abs(value), digits, "is")
         text = f"{number} kr." if currency == "ISK" else f"{number} {currency}"
         return f"-{text}" if value < 0 else text
-    number = format_decimal(abs(value), format=f"#,##0{'.' + '0' * digits if digits else ''}", locale="en")
+    number = _grouped(abs(value), digits, "en")
     return f"{'-' if value < 0 else ''}{currency} {number}"
 
 

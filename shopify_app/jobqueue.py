@@ -30,13 +30,46 @@ def redis_connection(url: str | None = None) -> Redis:
 HISTORY_QUEUE_NAME = "skilvis-history"
 
 
+# The periodic jobs (sweep, reconciliation, numbers, purge) have a queue of their own, taken
+# first: a clock's job never waits behind a backlog, and order work never behind the clock's.
+PERIODIC_QUEUE_NAME = "skilvis-periodic"
+
+
 def queue(connection: Redis | None = None, *, history: bool = False) -> Queue:
     return Queue(HISTORY_QUEUE_NAME if history else QUEUE_NAME, connection=connection or redis_connection())
 
 
 def queues(connection: Redis | None = None) -> list[Queue]:
     """What a worker takes from, in order of priority."""
-    return [queue(connection), queue(connection, history=True)]
+    connection = connection or redis_connection()
+    return [Queue(PERIODIC_QUEUE_NAME, connection=connection), queue(connection), queue(connection, history=True)]
+
+
+def enqueue_orders(orders: list[tuple[int, bool]], connection: Redis | None = None) -> None:
+    """One pass job per (order id, history?), in one round trip per queue (the dispatcher's)."""
+    from .pipeline import process_order
+
+    connection = connection or redis_connection()
+    for history in (False, True):
+        chosen = [order_id for order_id, h in orders if h == history]
+        if chosen:
+            q = queue(connection, history=history)
+            q.enqueue_many([Queue.prepare_data(process_order, (order_id, history), timeout=600, result_ttl=0,
+                                               failure_ttl=7 * 24 * 3600, job_id=order_job_id(order_id))
+                            for order_id in chosen])
+
+
+def order_job_id(order_id: int) -> str:
+    return f"order-{order_id}"
+
+
+def waiting_jobs(job_ids: list[str], connection: Redis | None = None) -> set[str]:
+    """Which of these jobs are still waiting to be taken (queued, scheduled or deferred)."""
+    pipe = (connection or redis_connection()).pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hget(f"rq:job:{job_id}", "status")
+    return {job_id for job_id, status in zip(job_ids, pipe.execute())
+            if status in (b"queued", b"scheduled", b"deferred")}
 
 
 def job_id(*parts) -> str:

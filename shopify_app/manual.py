@@ -160,5 +160,4 @@ def create(shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int]
         timeline.add(conn, shop_id, order_row["id"], case_id, "manual_credit",
                      {"doc_key": plan.key, "total": str(plan.total)})
         orders.ask_again(conn, order_row["id"])
-    orders.enqueue(order_row["id"])
     return Created(case_id, doc_id, True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from . import db, jobqueue
+from . import db
 
 DIRTY = """(o.work_started_at IS NULL OR o.work_requested_at > o.work_started_at
             OR o.work_done_at IS NULL OR o.work_done_at < o.work_started_at)"""
@@ -17,17 +17,30 @@ def order_gid(legacy_id) -> str:
     return f"gid://shopify/Order/{int(legacy_id)}"
 
 
-def request_work(shop_id: int, legacy_id: int, conn=None) -> int:
-    sql = """INSERT INTO orders (shop_id, order_gid, legacy_id) VALUES (%s, %s, %s)
-             ON CONFLICT (shop_id, order_gid) DO UPDATE SET work_requested_at = now()
-             RETURNING id"""
+def request_work(shop_id: int, legacy_id: int, conn=None, history: bool = False) -> int:
+    """Ask for a pass over a Shopify order (known or not); the dispatcher hands it to a worker."""
+    sql = f"""INSERT INTO orders AS o (shop_id, order_gid, legacy_id, lane)
+              VALUES (%(shop)s, %(gid)s, %(legacy)s, CASE WHEN %(history)s THEN 'history' ELSE 'live' END)
+              ON CONFLICT (shop_id, order_gid) DO UPDATE SET work_requested_at = now(),
+                  lane = CASE WHEN %(history)s AND (o.lane = 'history' OR NOT {DIRTY}) THEN 'history' ELSE 'live' END
+              RETURNING id"""
     with db.joined(conn) as c:
-        return c.execute(sql, (shop_id, order_gid(legacy_id), int(legacy_id))).fetchone()["id"]
+        return c.execute(sql, {"shop": shop_id, "gid": order_gid(legacy_id), "legacy": int(legacy_id),
+                               "history": history}).fetchone()["id"]
 
 
-def ask_again(conn, order_id: int) -> None:
-    """Ask for another pass over an order we already know (a retry, a credit by hand)."""
-    conn.execute("UPDATE orders SET work_requested_at = now() WHERE id = %s", (order_id,))
+def ask_again(conn, order_id: int, history: bool = False) -> None:
+    """Ask for another pass over an order we already know (a retry, a credit by hand, a history
+    read); the dispatcher hands it to a worker (dispatch.py). A history pass goes after all live
+    work, unless live work on the order is waiting already."""
+    _ask(conn, "o.id = %(id)s", {"id": order_id}, history)
+
+
+def _ask(conn, which: str, params: dict, history: bool) -> list[int]:
+    return [r["id"] for r in conn.execute(
+        f"""UPDATE orders o SET work_requested_at = now(), read_again_at = NULL,
+                lane = CASE WHEN %(history)s AND (o.lane = 'history' OR NOT {DIRTY}) THEN 'history' ELSE 'live' END
+            WHERE {which} RETURNING o.id""", {**params, "history": history})]
 
 
 def ask_again_where(shop_id: int, reason_codes: tuple[str, ...], history: bool = False) -> int:
@@ -45,55 +58,29 @@ def ask_again_after_error(shop_id: int, error: str) -> int:
 
 def _ask_again(which: str, shop_id: int, why, history: bool = False) -> int:
     with db.transaction() as conn:
-        ids = [r["id"] for r in conn.execute(
-            f"""UPDATE orders SET work_requested_at = now(), read_again_at = NULL
-                WHERE shop_id = %(shop)s AND {which} RETURNING id""",
-            {"shop": shop_id, "why": why})]
-    for order_id in ids:
-        enqueue(order_id, history=history)
-    return len(ids)
+        return len(_ask(conn, f"o.shop_id = %(shop)s AND {which}", {"shop": shop_id, "why": why}, history))
 
 
 def read_again(shop_id: int, order_id: int) -> bool:
     """The merchant's Retry on an order Shopify refused to show: read it again now."""
     with db.transaction() as conn:
-        found = conn.execute("""UPDATE orders SET work_requested_at = now(), read_again_at = NULL
-                                WHERE id = %s AND shop_id = %s AND last_error IS NOT NULL RETURNING id""",
-                             (order_id, shop_id)).fetchone()
-    if found:
-        enqueue(order_id)
-    return found is not None
-
-
-# A job asked for an order while another is still waiting in the queue is not enqueued: the
-# waiting one has not read the order yet, and the request is in Postgres, so one pass serves
-# every webhook of a burst (a close, its refund and its payment arrive within a second). The
-# mark is dropped when the job starts (`started`); one that was never taken (Redis lost its
-# queue) expires, and the sweep enqueues again.
-QUEUED_MARK_TTL = 300
-
-
-def _queued_mark(order_id: int, history: bool) -> str:
-    return f"skilvis:order-queued:{order_id}:{'history' if history else 'live'}"
-
-
-def enqueue(order_id: int, *, history: bool = False):
-    from .pipeline import process_order
-
-    connection = jobqueue.redis_connection()
-    if not connection.set(_queued_mark(order_id, history), 1, nx=True, ex=QUEUED_MARK_TTL):
-        return None
-    return jobqueue.queue(connection, history=history).enqueue(
-        process_order, order_id, history, job_timeout=600, result_ttl=0, failure_ttl=7 * 24 * 3600)
-
-
-def started(order_id: int, history: bool) -> None:
-    """The job for this order is running: a request from now on needs a job of its own."""
-    jobqueue.redis_connection().delete(_queued_mark(order_id, history))
+        return bool(_ask(conn, "o.id = %(id)s AND o.shop_id = %(shop)s AND o.last_error IS NOT NULL",
+                         {"id": order_id, "shop": shop_id}, False))
 
 
 # Pauses before an order Shopify refused (ShopifyRefused) is read again, capped at the last.
 READ_AGAIN = [timedelta(minutes=m) for m in (10, 30, 60, 120, 240, 360)]
+
+
+def release(order_id: int) -> None:
+    """A worker is done with the order it was handed (dispatch.py)."""
+    db.one_statement("UPDATE orders SET queued_at = NULL WHERE id = %s", (order_id,))
+
+
+def not_before(order_id: int, seconds: float) -> None:
+    """Not handed out again for this long (the shop's Shopify budget is spent, or a pass crashed)."""
+    db.one_statement("UPDATE orders SET not_before = now() + make_interval(secs => %s) WHERE id = %s",
+                     (max(0.1, float(seconds)), order_id))
 
 
 def is_dirty(order_id: int) -> bool:
@@ -102,10 +89,9 @@ def is_dirty(order_id: int) -> bool:
     return bool(row and row["dirty"])
 
 
-def due_for_work(limit: int = 500) -> list[int]:
-    """Orders to run again: a document of theirs is due for another attempt, or Shopify refused
-    to show them and their pause is over (both asked for now), or their work was asked for, or
-    left half-done, more than two minutes ago (a lost job, a dead worker)."""
+def due_for_work() -> list[int]:
+    """Orders whose work is due on a clock, asked for now: a document (or a stock movement) of
+    theirs is due for another attempt, or Shopify refused to show them and their pause is over."""
     with db.transaction() as conn:
         retried = [r["id"] for r in conn.execute(
             """UPDATE orders SET work_requested_at = now()
@@ -117,8 +103,4 @@ def due_for_work(limit: int = 500) -> list[int]:
         retried += [r["id"] for r in conn.execute(
             """UPDATE orders SET work_requested_at = now(), read_again_at = NULL
                WHERE read_again_at <= now() RETURNING id""")]
-        stale = [r["id"] for r in conn.execute(
-            f"""SELECT o.id FROM orders o
-                WHERE {DIRTY} AND o.work_requested_at < now() - interval '2 minutes'
-                ORDER BY o.work_requested_at LIMIT %s""", (limit,))]
-    return list(dict.fromkeys(retried + stale))
+    return list(dict.fromkeys(retried))

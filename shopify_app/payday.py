@@ -321,6 +321,28 @@ class PaydayClient:
                 raise PaydayUnconfirmed(f"the customer has more than {newest_pages} pages of invoices")
             yield from _items(self._call("GET", path, params={"perpage": LOOKUP_PERPAGE, "page": page}), "invoices")
 
+    def invoice_pages(self, date_from: date, date_to: date, *, perpage: int = LOOKUP_PERPAGE):
+        """The company's invoices dated `date_from`..`date_to`, a page at a time: GET /invoices
+        with the documented date filters (docs/PAYDAY_MODEL.md B2) and `perpage` (at most 500, B3),
+        no `query`. Page 1 first (it tells how many pages there are), then from the last page
+        back (oldest first, a new invoice is on the last page). Yields `(invoices, pages, total)`
+        per page, each read only when asked for: the caller stops when it has what it needs.
+        Payday may ignore the filters (B2): the caller checks each invoice's date itself."""
+        params = {"dateFrom": date_from.isoformat(), "dateTo": date_to.isoformat(), "perpage": perpage}
+
+        def read(page: int):
+            answer = self._call("GET", "/invoices", params={**params, "page": page})
+            pages = total = None
+            if isinstance(answer, dict):
+                pages, total = answer.get("pages"), answer.get("total")
+            return (_items(answer, "invoices"), max(1, int(pages or 1)),
+                    None if total is None else int(total))
+
+        first = read(1)
+        yield first
+        for page in range(first[1], 1, -1):
+            yield read(page)
+
     def find_own_invoice(self, customer_id: str, reference: str, total: Decimal) -> dict | None:
         """The invoice we created for this customer under this reference and total, if Payday has
         it: how a create whose answer was lost is checked before it is sent again (Payday has no

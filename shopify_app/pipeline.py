@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from . import config, db, decision, documents, facts, orders, shop_settings, shops, status, stock, timeline
-from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyRefused
+from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyBusy, ShopifyRefused
 
 log = logging.getLogger(__name__)
 
@@ -18,45 +18,61 @@ def _admin(history: bool = False) -> AdminClient:
     return AdminClient(config.load(), reserve=0.5 if history else 0.0)
 
 
+FAILED_PASS_PAUSE = 60   # seconds
+
+
 def process_order(order_id: int, history: bool = False, admin: AdminClient | None = None) -> str:
-    orders.started(order_id, history)
-    admin = admin or _admin(history)
-    while True:
-        with db.advisory_lock(f"order-{order_id}") as got:
-            if not got:
-                return "busy"   # the holder re-checks after it lets go, so this request is not lost
-            passes = 0
-            while orders.is_dirty(order_id):
-                run_pass(order_id, admin)
+    """The job the dispatcher hands out: passes over the order while it needs one. The order's
+    claim (`queued_at`) is given back at the end, so the dispatcher may hand it out again."""
+    with db.order_lock(order_id) as got:
+        if not got:
+            return "busy"   # another worker's pass; it gives the claim back when it is done
+        passes = 0
+        try:
+            admin = admin or _admin(history)
+            dirty = orders.is_dirty(order_id)
+            while dirty:
+                dirty = run_pass(order_id, admin)
                 passes += 1
-        if not orders.is_dirty(order_id):
-            return f"done after {passes} pass(es)"
+        except ShopifyBusy as exc:
+            # The shop's Shopify budget is spent: no sleeping in a worker. The order stays asked
+            # for, and the dispatcher hands it out again once the bucket has refilled.
+            orders.not_before(order_id, exc.retry_in)
+            return "waiting for Shopify's budget"
+        except BaseException:
+            # A pass that crashed (a bug, Shopify down for longer than the client's retries, the
+            # worker told to stop) is tried again a minute later, not at once and forever.
+            orders.not_before(order_id, FAILED_PASS_PAUSE)
+            raise
+        finally:
+            orders.release(order_id)
+        return f"done after {passes} pass(es)"
 
 
-def run_pass(order_id: int, admin: AdminClient) -> None:
+def run_pass(order_id: int, admin: AdminClient) -> bool:
+    """One pass over the order; whether it needs another (work asked for meanwhile)."""
     with db.transaction() as conn:
         order = conn.execute(
             """UPDATE orders SET work_started_at = now() FROM shops WHERE orders.id = %s AND shops.id = orders.shop_id
                RETURNING orders.*, shops.domain AS shop_domain, shops.scopes AS shop_scopes""",
             (order_id,)).fetchone()
+        if order is None:
+            return False   # gone meanwhile (the shop's data erased on Shopify's request)
+        settings = shop_settings.load(order["shop_id"], conn)
     shop_id = order["shop_id"]
     try:
         order_facts = facts.read_order(admin, order["shop_domain"], order["order_gid"])
     except ShopifyAuthError as exc:
         # Uninstalled or token revoked: nothing can be read until the shop opens the app again,
         # which asks for these orders once more (orders.ask_again_after_error).
-        _finish(order_id, error="shopify_auth", detail=str(exc))
-        return
+        return _finish(order_id, error="shopify_auth", detail=str(exc))
     except ShopifyRefused as exc:
         # Asking again in a minute will not help (a scope, an approval, a frozen shop): read
         # again on a capped backoff, and the home page lists the order with a retry.
-        _finish(order_id, error=exc.code, detail=str(exc), read_again=True)
-        return
+        return _finish(order_id, error=exc.code, detail=str(exc), read_again=True)
     if order_facts is None:
         # Without read_all_orders Shopify hides orders older than 60 days: that is not "gone".
-        _finish(order_id, error="order_gone" if shops.sees_all_orders(order["shop_scopes"]) else "order_outside_window")
-        return
-    settings = shop_settings.load(shop_id)
+        return _finish(order_id, error="order_gone" if shops.sees_all_orders(order["shop_scopes"]) else "order_outside_window")
     buyer = order_facts.customer
     blocked = settings.holds_back(customer_withheld=buyer.withheld)
     with db.transaction() as conn:
@@ -85,36 +101,28 @@ def run_pass(order_id: int, admin: AdminClient) -> None:
         for doc in due:
             documents.send(doc, client, settings, customer)
         stock.put_back(order_id, client)
-        _fetch_numbers(order_id, client)
     with db.transaction() as conn:
         status.refresh(conn, shop_id, order_id, cases, blocked=blocked)
-    _finish(order_id)
+        return _finish(order_id, conn=conn)
 
 
-def _fetch_numbers(order_id: int, client) -> None:
-    with db.transaction() as conn:
-        ids = [r["id"] for r in conn.execute(
-            "SELECT id FROM documents WHERE order_id = %s AND status = 'sent' AND payday_number IS NULL", (order_id,))]
-    for doc_id in ids:
-        try:
-            documents.fetch_number(doc_id, client)
-        except Exception:  # the periodic job asks again; a missing number never blocks
-            log.info("no number yet for document %s", doc_id)
-
-
-def _finish(order_id: int, error: str | None = None, detail: str | None = None, read_again: bool = False) -> None:
+def _finish(order_id: int, error: str | None = None, detail: str | None = None, read_again: bool = False,
+            conn=None) -> bool:
     """The pass is over; `error` is the code of why the order could not be read (the home page
     lists such orders with i18n.REASONS[error]), `detail` goes on its timeline. With
-    `read_again`, the order is read again after a growing pause (orders.READ_AGAIN)."""
-    with db.transaction() as conn:
-        conn.execute(
-            """UPDATE orders SET work_done_at = now(), last_error = %(error)s,
+    `read_again`, the order is read again after a growing pause (orders.READ_AGAIN). Returns
+    whether work was asked for while the pass ran (another pass is due)."""
+    with db.joined(conn) as conn:
+        done = conn.execute(
+            """UPDATE orders o SET work_done_at = now(), last_error = %(error)s,
                    read_failures = CASE WHEN %(again)s THEN read_failures + 1 ELSE 0 END,
                    read_again_at = CASE WHEN %(again)s THEN now() + %(pauses)s[least(read_failures + 1, %(n)s)] END
-               WHERE id = %(id)s""",
+               WHERE id = %(id)s RETURNING o.shop_id, o.work_requested_at > o.work_started_at AS dirty""",
             {"error": error, "again": read_again, "pauses": orders.READ_AGAIN, "n": len(orders.READ_AGAIN),
-             "id": order_id})
+             "id": order_id}).fetchone()
+        if done is None:
+            return False   # gone meanwhile (the shop's data erased on Shopify's request)
         if error:
-            row = conn.execute("SELECT shop_id FROM orders WHERE id = %s", (order_id,)).fetchone()
             # The code is what the merchant reads (in their language); the detail is for support.
-            timeline.add(conn, row["shop_id"], order_id, None, "read_error", {"error": error, "detail": detail})
+            timeline.add(conn, done["shop_id"], order_id, None, "read_error", {"error": error, "detail": detail})
+    return bool(done["dirty"])

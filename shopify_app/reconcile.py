@@ -50,8 +50,6 @@ def reconcile_shop(shop_id: int, admin: AdminClient | None = None, since: dateti
         return 0
     with db.transaction() as conn:
         conn.execute("UPDATE shops SET reconciled_until = %s WHERE id = %s", (newest or now, shop_id))
-    for order_id in requested:
-        orders.enqueue(order_id)
     return len(requested)
 
 
@@ -70,7 +68,7 @@ def search_orders(admin: AdminClient, shop: str, search: str):
         after = page["pageInfo"]["endCursor"]
 
 
-def _request_if_newer(shop_id: int, legacy_id: int, updated: datetime) -> int | None:
+def _request_if_newer(shop_id: int, legacy_id: int, updated: datetime, history: bool = False) -> int | None:
     """Ask for work only when Shopify changed the order after our last pass over it began."""
     with db.transaction() as conn:
         row = conn.execute("SELECT id, work_started_at FROM orders WHERE shop_id = %s AND legacy_id = %s",
@@ -79,7 +77,7 @@ def _request_if_newer(shop_id: int, legacy_id: int, updated: datetime) -> int | 
         # have read the order just before the change, so only a later second counts as seen.
         if row and row["work_started_at"] and row["work_started_at"] >= updated + timedelta(seconds=1):
             return None
-        return orders.request_work(shop_id, legacy_id, conn)
+        return orders.request_work(shop_id, legacy_id, conn, history)
 
 
 def ask_running_history_reads() -> int:
@@ -156,9 +154,7 @@ def _read_history(shop_id: int, start: datetime, admin: AdminClient | None) -> i
                  for search in HISTORY_SEARCHES
                  for node in search_orders(admin, shop["domain"], f"{since} test:false {search}")}
     requested = [order_id for legacy_id, updated in sorted(found.items())
-                 if (order_id := _request_if_newer(shop_id, legacy_id, updated))]
-    for order_id in requested:
-        orders.enqueue(order_id, history=True)
+                 if (order_id := _request_if_newer(shop_id, legacy_id, updated, history=True))]
     return len(requested)
 
 

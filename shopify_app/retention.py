@@ -17,7 +17,9 @@ _ORDER_IDS = ("id", "order_id", "order.id", "admin_graphql_api_id")
 NEEDED = {
     **{topic: _ORDER_IDS for topic in (
         "returns/request", "returns/approve", "returns/decline", "returns/cancel", "returns/close",
-        "returns/reopen", "returns/process", "returns/update", "refunds/create", "order_transactions/create")},
+        "returns/reopen", "returns/process", "returns/update", "order_transactions/create")},
+    # Which return a refund belongs to: one inside an open return changes nothing till the close.
+    "refunds/create": (*_ORDER_IDS, "return.admin_graphql_api_id"),
     "orders/updated": ("id", "admin_graphql_api_id", "updated_at"),
     "app/uninstalled": ("id", "myshopify_domain"),
     "app/scopes_update": ("id", "previous", "current", "updated_at"),

@@ -126,14 +126,8 @@ def system(shopify, payday, live_app, settings):
 
 @pytest.fixture
 def run_jobs(redis):
-    """Run every queued job to completion in this process (RQ's SimpleWorker, burst mode)."""
-    from rq import SimpleWorker
+    """Run the work Postgres holds to completion in this process, as the worker does it (the
+    dispatcher hands it out, RQ's SimpleWorker runs the jobs)."""
+    from shopify_app import dispatch
 
-    from shopify_app import jobqueue
-
-    def run(max_jobs=None):
-        worker = SimpleWorker(jobqueue.queues(redis), connection=redis)
-        worker.work(burst=True, max_jobs=max_jobs)
-        return worker
-
-    return run
+    return lambda: dispatch.run_until_idle(redis)

@@ -152,6 +152,75 @@ def test_filter_by_status_and_search_by_order_or_customer(client, two_shops):
     assert row_ids(both) == [cases["open"]["id"]]
 
 
+
+def test_search_ignores_accents_and_case_and_stays_in_the_shop(client, servers):
+    a, b = install(SHOP), install(OTHER_SHOP)
+    mine = {}
+    for n, (customer, email) in enumerate([("Guðrún Jónsdóttir", "gudrun@example.is"),
+                                           ("Anna Sigurðardóttir", "anna@example.is"),
+                                           ("ÞÓRA ÆGISDÓTTIR", "thora@example.is"),
+                                           ("Jón Ólafsson", "jon@example.is")], start=1):
+        order = add_order(a["id"], 2000 + n, customer=customer, email=email)
+        mine[n] = add_case(a["id"], order, "open", n=n, at=T0 + timedelta(minutes=n))["id"]
+    theirs = add_case(b["id"], add_order(b["id"], 3001, customer="Guðrún Jónsdóttir", email="anna@example.com"),
+                      "open", n=9)["id"]
+
+    def found(q, shop=SHOP):
+        return row_ids(page(client, "/", shop=shop, q=q).get_data(as_text=True))
+
+    assert found("Jonsdottir") == found("jónsdóttir") == found("JONSDÓTTIR") == [mine[1]]
+    assert found("gudrun jons") == [mine[1]]             # ð reads d, as unaccent has it
+    assert found("anna") == found("Anna") == found("ÁNNA") == [mine[2]]
+    assert found("sigurdardottir") == [mine[2]]
+    assert found("thora aegis") == [mine[3]]             # Þ reads th, Æ ae
+    assert found("olafsson") == [mine[4]]
+    assert found("jon") == [mine[4], mine[1]]            # Jón, jon@example.is and Jónsdóttir, newest first
+    assert found("#2003") == [mine[3]]
+    assert found("dottir") == []                         # words begin where they begin
+    # Shop B's Guðrún Jónsdóttir and anna@example.com: never in shop A's list, and the other way round.
+    assert found("Jonsdottir", shop=OTHER_SHOP) == found("anna", shop=OTHER_SHOP) == [theirs]
+    assert found("olafsson", shop=OTHER_SHOP) == []
+    rows = fetch(client, "GET", "/api/cases?q=Jonsdottir").json["rows"]
+    assert [r["id"] for r in rows] == [mine[1]]
+
+
+@pytest.mark.parametrize("probe,matches", [(1000, 5000), (10, 5000), (10, 3)],
+                         ids=["the probe walks the whole list", "the matching orders' cases", "a walk past the probe"])
+def test_a_search_pages_alike_whichever_way_it_reads(servers, monkeypatch, probe, matches):
+    """A broad search walks the list newest first, a narrow one reads its few orders' cases, and
+    one with many matches but none recent walks on: each gives every match once, in list order,
+    and only the shop's own."""
+    monkeypatch.setattr(home, "WALK_PROBE", probe)
+    monkeypatch.setattr(home, "MATCH_LIMIT", matches)
+    a, b = install(SHOP), install(OTHER_SHOP)
+    names = ["Helga Jónsdóttir", "Jón Helgason", "Anna Sigurðardóttir"]
+    customers = {}
+    for n in range(90):
+        # The 30 newest cases match none of the searches below but "sigridur".
+        customer = names[n % 3] if n < 60 else "Sigríður Ólafsdóttir"
+        order = add_order(a["id"], 4000 + n, customer=customer, email=f"c{n}@example.is")
+        at = T0 + timedelta(minutes=n // 2)                  # ties on updated_at: the id breaks them
+        customers[add_case(a["id"], order, home.STATUSES[n % 4], n=n, at=at)["id"]] = (customer, home.STATUSES[n % 4])
+    for n in range(10):
+        add_case(b["id"], add_order(b["id"], 6000 + n, customer=names[n % 3]), "open", n=100 + n, at=T0)
+    with db.transaction() as conn:
+        listing = [r["id"] for r in conn.execute("SELECT id FROM cases WHERE shop_id = %s ORDER BY updated_at DESC, id DESC",
+                                                 (a["id"],))]
+    matches_of = {"helga": {"Helga Jónsdóttir", "Jón Helgason"}, "JONS": {"Helga Jónsdóttir"},
+                  "jon": {"Helga Jónsdóttir", "Jón Helgason"}, "sigridur": {"Sigríður Ólafsdóttir"},
+                  "anna sig": {"Anna Sigurðardóttir"}, "zzz": set()}
+    for q, who in matches_of.items():
+        for status in (None, "open"):
+            expected = [i for i in listing if customers[i][0] in who and status in (None, customers[i][1])]
+            seen, cursor = [], None
+            while True:
+                rows, cursor = home.list_cases(a["id"], q=q, status=status, cursor=cursor, limit=7)
+                assert len(rows) <= 7
+                seen += [r["id"] for r in rows]
+                if not cursor:
+                    break
+            assert seen == expected, (q, status)
+
 def test_keyset_pages_never_overlap_and_keep_a_stable_order(client, servers):
     shop = install(SHOP)
     order = add_order(shop["id"], 1)
@@ -262,7 +331,7 @@ def sandbox_order(system):
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
     order = system.shopify.store.create_order(SANDBOX_SHOP, {**ORDER, "currency": "ISK", "taxes_included": True})
     # Placing an order sends no webhook we subscribe to: make it known as reconciliation would.
-    orders.enqueue(orders.request_work(shops.get(SANDBOX_SHOP)["id"], order.id))
+    orders.request_work(shops.get(SANDBOX_SHOP)["id"], order.id)
     run_worker_until_idle()
     return order
 

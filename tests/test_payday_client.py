@@ -317,6 +317,26 @@ def test_number_is_null_in_the_create_answer_and_assigned_later(api, payday, cus
     assert api.get_invoice(slow["id"])["number"] == 3
 
 
+def test_invoice_pages_reads_the_dated_list_page_one_then_from_the_last_page_back(api, payday, customer_id):
+    from datetime import date
+    for n, day in enumerate(["2026-11-20", "2026-11-21", "2026-11-21", "2026-11-22", "2026-11-21"]):
+        api.create_invoice(invoice_body(customer_id, reference=f"#10{n:02} / R", invoiceDate=day))
+    before = len(payday.requests)
+    pages = list(api.invoice_pages(date(2026, 11, 21), date(2026, 11, 21), perpage=2))
+    assert [[inv["reference"] for inv in invoices] for invoices, _, _ in pages] == [
+        ["#1001 / R", "#1002 / R"], ["#1004 / R"]]
+    assert [(count, total) for _, count, total in pages] == [(2, 3), (2, 3)]
+    asked = [r["query"] for r in payday.requests[before:] if r["path"] == "/invoices"]
+    assert asked == [{"dateFrom": "2026-11-21", "dateTo": "2026-11-21", "perpage": "2", "page": str(page)}
+                     for page in (1, 2)]
+    one_a_page = api.invoice_pages(date(2026, 11, 21), date(2026, 11, 21), perpage=1)
+    assert [invoices[0]["reference"] for invoices, _, _ in one_a_page] == ["#1001 / R", "#1004 / R", "#1002 / R"]
+    # Read only as far as asked: the caller stops when it has what it needs.
+    before = len(payday.requests)
+    next(api.invoice_pages(date(2026, 11, 20), date(2026, 11, 22), perpage=1))
+    assert len([r for r in payday.requests[before:] if r["path"] == "/invoices"]) == 1
+
+
 def test_vat_outside_0_11_24_is_refused_in_paydays_words(api, payday, customer_id):
     with pytest.raises(PaydayValidationError) as refused:
         api.create_invoice(invoice_body(customer_id, lines=[line(vatPercentage=25.5)]))

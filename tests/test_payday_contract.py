@@ -2,9 +2,9 @@
 through the real pipeline against the Payday stand-in."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
-from shopify_app import db, events, reconcile, shop_settings, shops
+from shopify_app import db, documents, events, reconcile, shop_settings, shops
 from shopify_app.sandbox.player import PAYDAY_CLIENT, SHOP, install_shop, run_worker_until_idle
 
 ORDER = {"name": "#1001", "currency": "ISK", "taxes_included": True, "customer": {"email": "anna@example.is"},
@@ -63,12 +63,17 @@ def test_a_paid_credit_payday_refuses_is_created_unpaid_and_marked_paid_once_iss
     payday.paid_negative = "refused"
     closed_return(system)
     [invoice] = payday.invoices
+    assert invoice["status"] == "SENT" and rows("SELECT payday_number FROM documents") == [{"payday_number": None}]
+    documents.fetch_missing_numbers()   # the periodic job: numbered by now, so the payment is registered
+    [invoice] = payday.invoices
     assert invoice["status"] == "PAID" and invoice["paymentType"] and invoice["number"]
     posts = [r for r in payday.requests if r["method"] == "POST" and r["path"] == "/invoices"]
     assert [p["json"]["status"] for p in posts] == ["PAID", "SENT"]   # refused as paid, made unpaid
     assert rows("SELECT pay_later FROM documents") == [{"pay_later": None}]
     assert [r["kind"] for r in rows("SELECT kind FROM timeline WHERE kind LIKE 'payday_payment%%'")] == [
         "payday_payment_registered"]
+    documents.fetch_missing_numbers()   # the next round: nothing left to do, and nothing done twice
+    assert len(payday.requests_to(f"/invoices/{invoice['id']}", "PUT")) == 1
 
 
 def test_a_lost_answer_is_found_among_the_customers_invoices_not_created_twice(system, payday):
@@ -141,18 +146,151 @@ def test_the_second_document_of_a_buyer_costs_no_customer_lookup(system, payday)
     assert all("anna" not in str(r) for r in rows("SELECT * FROM payday_customers"))   # only a hash
 
 
-def test_the_sale_invoice_is_looked_up_once_per_order_so_a_later_document_costs_one_write_and_one_read(
-        system, payday):
+def test_the_sale_invoice_is_looked_up_once_per_order_so_a_later_document_costs_one_write(system, payday):
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
     order = closed_return(system)
+    documents.fetch_missing_numbers()
     before = len(payday.requests)
     system.shopify.store.apply(order, {"do": "refund", "lines": [], "shipping": "0", "amount": "100"})
     system.shopify.deliver()
     run_worker_until_idle()
     calls = [(r["method"], r["path"]) for r in payday.requests[before:] if r["path"] != "/auth/token"]
-    assert [c for c in calls if c[0] != "GET"] == [("POST", "/invoices")]
-    assert len([c for c in calls if c[0] == "GET"]) <= 1   # Payday's number for it, nothing else
+    assert calls == [("POST", "/invoices")]   # no customer, no sale invoice, no number: one write
     assert len(payday.invoices) == 2
+    # Its number comes with the periodic job's one read of the shop's list.
+    before = len(payday.requests)
+    assert documents.fetch_missing_numbers() == 1
+    assert [(r["method"], r["path"]) for r in payday.requests[before:]] == [("GET", "/invoices")]
+
+
+# --- in batches: the sale invoices of a shop's orders, and the numbers --------------------------
+
+def sale(payday, customer_id, description, amount=1990, **fields):
+    """A sale invoice as the merchant's own Shopify app (or WP) made it."""
+    return payday.add_invoice(client_id=PAYDAY_CLIENT[0], customer={"id": customer_id}, status="PAID",
+                              description=description, paidDate=payday.payday_today().isoformat(),
+                              paymentType=payday.company(PAYDAY_CLIENT[0]).payment_types[0]["id"],
+                              lines=[{"description": "Krús", "quantity": 1, "unitPriceIncludingVat": amount,
+                                      "vatPercentage": 24}], **fields)
+
+
+def closed_returns(system, names):
+    store = system.shopify.store
+    orders = []
+    for name in names:
+        order = store.create_order(SHOP, {**ORDER, "name": name})
+        store.apply(order, {"do": "return_open", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 3}]})
+        store.apply(order, {"do": "refund", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 3}]})
+        orders.append(order)
+    system.shopify.deliver()
+    run_worker_until_idle()    # open and refunded: nothing to invoice yet
+    for order in orders:
+        store.apply(order, {"do": "return_close", "return": "R1"})
+    system.shopify.deliver()
+    run_worker_until_idle()
+    return orders
+
+
+def credit_of(payday, name):
+    [credit] = [inv for inv in payday.invoices if (inv.get("reference") or "").startswith(f"{name} / ")]
+    return credit
+
+
+def test_C7_in_a_burst_one_read_of_the_shops_invoices_finds_the_sale_invoice_of_every_order(system, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    anna = payday.add_customer(client_id=PAYDAY_CLIENT[0], name="Anna", email="anna@example.is")["id"]
+    other = payday.add_customer(client_id=PAYDAY_CLIENT[0], name="Bjarni", email="bjarni@example.is")["id"]
+    s1 = sale(payday, anna, "Vefverslun | Pöntunarnúmer: 1001 | Greiðslumáti: Kort")
+    s3 = sale(payday, anna, "Shopify pöntun", reference="#1003")      # named in the reference
+    sale(payday, other, "Shopify pöntun #1002")                        # another customer's order #1002
+    sale(payday, anna, "Leiðrétting á pöntun #1004", amount=-1990)     # not a sale: a negative total
+    sale(payday, anna, "Shopify pöntun #10050 og 1005-B")              # not #1005 as a whole word
+    closed_returns(system, ["#1001", "#1002", "#1003", "#1004", "#1005"])
+    lists = [r for r in payday.requests if r["method"] == "GET" and r["path"] == "/invoices"]
+    assert len(lists) == 1 and lists[0]["query"]["perpage"] == "500"
+    assert not [r for r in payday.requests if r["path"].endswith("/invoice")]   # no per-customer lookup
+    assert not [r for r in payday.requests if r["method"] == "GET" and r["path"].startswith("/invoices/")]
+    found = {name: credit_of(payday, name)["description"] for name in ("#1001", "#1002", "#1003", "#1004", "#1005")}
+    numbers = {inv["id"]: inv["number"] for inv in payday.invoices}
+    assert f"Kreditfærir reikning nr. {numbers[s1['id']]} dags." in found["#1001"]
+    assert f"Kreditfærir reikning nr. {numbers[s3['id']]} dags." in found["#1003"]
+    assert all("Kreditfærir" not in found[name] for name in ("#1002", "#1004", "#1005"))
+    assert [r["original_number"] != "" for r in rows("SELECT original_number FROM documents ORDER BY id")] == [
+        True, False, True, False, False]
+    # Kept to match by, nothing personal: hashed words, not the descriptions.
+    kept = str(rows("SELECT * FROM payday_window_invoices"))
+    assert "1001" not in kept and "Pöntunarnúmer" not in kept and "Kort" not in kept
+
+
+def test_C7_a_window_longer_than_its_bound_is_looked_up_per_customer_as_before(system, payday, monkeypatch):
+    monkeypatch.setattr(documents, "WINDOW_PERPAGE", 1)   # three invoices: three pages, more than two
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    anna = payday.add_customer(client_id=PAYDAY_CLIENT[0], name="Anna", email="anna@example.is")["id"]
+    for name in ("#1001", "#1002", "#1003"):
+        sale(payday, anna, f"Shopify pöntun {name}")
+    closed_returns(system, ["#1001", "#1002"])
+    lists = [r for r in payday.requests if r["method"] == "GET" and r["path"] == "/invoices"]
+    assert len(lists) == 1                                   # page 1 said three pages: read no further
+    assert len([r for r in payday.requests if r["path"].endswith("/invoice")]) == 2   # one per order
+    for number, name in ((1, "#1001"), (2, "#1002")):
+        assert f"Kreditfærir reikning nr. {number} dags." in credit_of(payday, name)["description"]
+
+
+def test_C7_with_every_filter_ignored_the_window_keeps_only_its_own_days(system, payday):
+    payday.filters = "ignored"
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    anna = payday.add_customer(client_id=PAYDAY_CLIENT[0], name="Anna", email="anna@example.is")["id"]
+    long_ago = (payday.payday_today() - timedelta(days=400)).isoformat()
+    sale(payday, anna, "Shopify pöntun #1001", invoiceDate=long_ago)   # another #1001, years back
+    recent = sale(payday, anna, "Shopify pöntun #1002")
+    closed_returns(system, ["#1001", "#1002"])
+    assert "Kreditfærir" not in credit_of(payday, "#1001")["description"]
+    number = next(inv["number"] for inv in payday.invoices if inv["id"] == recent["id"])
+    assert f"Kreditfærir reikning nr. {number} dags." in credit_of(payday, "#1002")["description"]
+
+
+def test_C7_the_window_is_the_days_around_the_order_when_its_date_is_known():
+    today = date(2026, 10, 21)   # a Wednesday
+    placed = {"order_date": date(2026, 10, 5), "order_heard_at": None, "document_date": today}
+    assert documents._window_days(placed, today) == (date(2026, 9, 28), date(2026, 10, 21))
+    old = {"order_date": date(2026, 6, 3), "document_date": today}
+    assert documents._window_days(old, today) == (date(2026, 6, 1), date(2026, 6, 28))
+    heard = {"order_date": None, "order_heard_at": datetime(2026, 10, 20, 12, tzinfo=timezone.utc),
+             "document_date": today}
+    start, end = documents._window_days(heard, today)
+    assert start.weekday() == 0 and (date(2026, 10, 20) - start).days >= documents.LOOKBACK_DAYS and end == today
+
+
+def test_numbers_come_from_the_periodic_job_in_one_read_per_shop(system, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    payday.number_delay = 3600   # Payday numbers them a minute or so later
+    closed_returns(system, ["#1001", "#1002", "#1003"])
+    assert not [r for r in payday.requests if r["method"] == "GET" and r["path"].startswith("/invoices/")]
+    assert rows("SELECT count(*) AS n FROM documents WHERE payday_number IS NULL") == [{"n": 3}]
+    before = len(payday.requests)
+    assert documents.fetch_missing_numbers() == 0             # listed, not numbered yet: they wait
+    assert [(r["method"], r["path"]) for r in payday.requests[before:] if r["path"] != "/auth/token"] == [
+        ("GET", "/invoices")]
+    payday.issue_now()
+    before = len(payday.requests)
+    assert documents.fetch_missing_numbers() == 3
+    assert [(r["method"], r["path"]) for r in payday.requests[before:]] == [("GET", "/invoices")]
+    numbers = {str(inv["id"]): str(inv["number"]) for inv in payday.invoices}
+    assert all(numbers[r["payday_invoice_id"]] == r["payday_number"]
+               for r in rows("SELECT payday_invoice_id, payday_number FROM documents"))
+    before = len(payday.requests)
+    assert documents.fetch_missing_numbers() == 0 and len(payday.requests) == before   # nothing left to ask
+
+
+def test_an_invoice_the_list_does_not_show_is_read_alone(system, payday):
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    closed_return(system)
+    with db.transaction() as conn:   # the list of its days misses it (as if Payday had dated it otherwise)
+        conn.execute("""UPDATE documents SET request_body = jsonb_set(request_body, '{invoiceDate}', '"2020-01-01"')""")
+    before = len(payday.requests)
+    assert documents.fetch_missing_numbers() == 1
+    assert [r["path"].count("/") for r in payday.requests[before:] if r["method"] == "GET"] == [1, 2]
+    assert rows("SELECT payday_number FROM documents") == [{"payday_number": str(payday.invoices[0]["number"])}]
 
 
 # --- "Payday keeps stock for these products" (docs/PAYDAY_MODEL.md F1-F5) ----------------------

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psutil
@@ -109,8 +110,8 @@ def test_D2_worker_dying_after_the_claim_sends_the_document_later(system, closed
         system.shopify.deliver()
         run_worker_until_idle()
     assert rows("SELECT status FROM documents")[0]["status"] == "claimed" and payday.invoices == []
-    with db.transaction() as conn:   # as if two minutes had passed
-        conn.execute("UPDATE orders SET work_requested_at = now() - interval '5 minutes'")
+    with db.transaction() as conn:   # as if two minutes had passed (a crashed pass waits one)
+        conn.execute("UPDATE orders SET work_requested_at = now() - interval '5 minutes', not_before = NULL")
     events.sweep()
     run_worker_until_idle()
     assert len(payday.invoices) == 1 and rows("SELECT status FROM cases")[0]["status"] == "created"
@@ -224,9 +225,22 @@ def test_work_for_one_order_never_runs_twice_at_once(system, closed_return, payd
 
     system.shopify.deliver()
     [order] = rows("SELECT id FROM orders")
-    with database.advisory_lock(f"order-{order['id']}") as got:   # another worker holds the order
-        assert got
+    held, done = threading.Event(), threading.Event()
+
+    def another_worker():
+        with database.order_lock(order["id"]) as got:
+            assert got
+            held.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=another_worker)
+    holder.start()
+    try:
+        assert held.wait(10)
         assert pipeline.process_order(order["id"]) == "busy"
+    finally:
+        done.set()
+        holder.join()
     assert payday.invoices == []
     run_worker_until_idle()   # the queued jobs run once the holder is gone
     assert len(payday.invoices) == 1

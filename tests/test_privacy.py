@@ -233,7 +233,7 @@ def test_payday_errors_never_carry_a_customers_details_in_their_path():
 def test_customer_fields_are_stored_only_for_orders_with_a_case(system, payday):
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
     order = system.shopify.store.create_order(SHOP, ORDER)   # no return, no refund
-    work.enqueue(work.request_work(shops.get(SHOP)["id"], order.id))
+    work.request_work(shops.get(SHOP)["id"], order.id)
     run_worker_until_idle()
     assert rows("SELECT customer_name, customer_email, customer_id FROM orders") == [
         {"customer_name": None, "customer_email": None, "customer_id": None}]

@@ -23,7 +23,7 @@ from flask import Flask
 
 from shopify_app import config, crypto, db, home, payday, shop_settings, shops
 from tests.conftest import API_KEY, API_SECRET, HEALTHZ_TOKEN, SESSION_SECRET
-from tests.helpers import SHOP
+from tests.helpers import SHOP, body_of, webhook_headers
 from tests.sandbox_process import SandboxProcess
 from tests.test_processes import free_port, wait_for
 
@@ -128,12 +128,19 @@ def test_no_access_log_line_carries_a_token_or_secret(servers, tmp_path):
         requests.get(f"{base}/auth/callback?code=cd-55bb&hmac=a1b2c3d4e5&shop={SHOP}&state=st-77aa&timestamp=1",
                      timeout=10, allow_redirects=False)
         requests.get(f"{base}/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        wait_for(lambda: log_file.exists() and log_file.read_text().count("\n") >= 4, timeout=10)
+        # An accepted webhook is its stored row, not a log line; a refused one is logged.
+        body = body_of({"id": 1, "order_id": 2, "status": "closed"})
+        assert requests.post(f"{base}/webhooks", data=body, headers=webhook_headers(body, API_SECRET),
+                             timeout=10).status_code == 200
+        assert requests.post(f"{base}/webhooks/compliance", data=body, headers=webhook_headers(body, "wrong"),
+                             timeout=10).status_code == 401
+        wait_for(lambda: log_file.exists() and log_file.read_text().count("\n") >= 5, timeout=10)
     finally:
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
     logged = log_file.read_text() + output
     assert "GET / HTTP/1.1" in logged and "GET /auth/callback HTTP/1.1" in logged
+    assert "POST /webhooks/compliance HTTP/1.1\" 401" in logged and "POST /webhooks HTTP" not in logged
     for secret in (token, token.split(".")[1], "a1b2c3d4e5", "sess-9f8e7d", "st-77aa", "cd-55bb", API_SECRET,
                    SESSION_SECRET):
         assert secret not in logged

@@ -1,5 +1,6 @@
 """Facts: the app's GraphQL queries are valid against Shopify's 2026-10 schema, read an order
-in Shopify's real shape, and survive throttling, outages and expired tokens."""
+in Shopify's real shape in one call that requests at most 300 points, and survive an empty cost
+bucket, outages and expired tokens."""
 from __future__ import annotations
 
 import gzip
@@ -10,13 +11,13 @@ from pathlib import Path
 import pytest
 from graphql import build_client_schema, parse, validate
 
-from shopify_app import bulk, facts, reconcile
-from shopify_app.shopify_admin import AdminClient, ShopifyUnavailable
+from shopify_app import bulk, db, facts, reconcile
+from shopify_app.shopify_admin import AdminClient, ShopifyBusy, ShopifyUnavailable, estimate_cost
 from tests.helpers import SHOP
 
 SCHEMA = Path(__file__).resolve().parent.parent / "shopify_app" / "sandbox" / "admin-schema-2026-10.json.gz"
-QUERIES = {"order": facts.ORDER_QUERY, "refund details": facts.REFUND_DETAILS_QUERY,
-           "return details": facts.RETURN_DETAILS_QUERY, "changed orders": reconcile.CHANGED_ORDERS_QUERY,
+QUERIES = {"order": facts.ORDER_QUERY, "more returns": facts.RETURNS_QUERY,
+           "changed orders": reconcile.CHANGED_ORDERS_QUERY,
            "order by name": facts.ORDER_BY_NAME_QUERY, "line items": facts.LINE_ITEMS_QUERY,
            "shipping lines": facts.SHIPPING_LINES_QUERY, "recent gateways": facts.RECENT_GATEWAYS_QUERY,
            "bulk run": bulk.RUN_MUTATION, "bulk operation": bulk.OPERATION_QUERY,
@@ -33,6 +34,33 @@ ORDER = {"name": "#1001", "customer": {"email": "anna@example.is", "company": "1
 def test_every_query_is_valid_against_the_2026_10_schema(name):
     schema = build_client_schema(json.load(gzip.open(SCHEMA))["data"], assume_valid=True)
     assert validate(schema, parse(QUERIES[name])) == []
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_the_cost_taken_before_each_query_is_what_the_stand_in_requests(name):
+    # The client takes a query's requested cost from the shop's bucket before it is sent; its
+    # estimate from the query text is the stand-in's requestedQueryCost (Shopify's documented
+    # rule), so the bucket it keeps never runs ahead of Shopify's.
+    from graphql import get_operation_ast
+    from graphql.execution.values import get_variable_values
+
+    from shopify_app.sandbox.shopify_graphql import _Costing, schema
+
+    document = parse(QUERIES[name])
+    operation = get_operation_ast(document)
+    if operation.operation.value == "mutation":
+        assert estimate_cost(QUERIES[name]) == 10
+        return
+    values = {"id": "gid://shopify/Order/1", "query": "x", "since": "2026-01-01T00:00:00Z", "ids": ["x"]}
+    variables = {d.variable.name.value: values[d.variable.name.value] for d in operation.variable_definitions or ()
+                 if d.variable.name.value in values}
+    coerced = get_variable_values(schema(), operation.variable_definitions or (), variables)
+    assert estimate_cost(QUERIES[name], variables) == _Costing(schema(), document, coerced).selection(
+        schema().query_type, [operation.selection_set])
+
+
+def test_the_order_query_requests_at_most_300_points():
+    assert estimate_cost(facts.ORDER_QUERY, {"id": "gid://shopify/Order/1"}) <= facts.ORDER_QUERY_MAX_COST == 300
 
 
 @pytest.fixture
@@ -126,12 +154,48 @@ def test_D6_every_line_refund_and_payment_is_read_however_many_there_are(admin, 
     assert all("MAX_COST_EXCEEDED" not in str(r) for r in shopify.graphql_requests)
 
 
-def test_throttled_query_waits_and_succeeds(admin, order, shopify):
-    waits = []
-    admin.sleep = lambda s: (waits.append(s), shopify.set_bucket(SHOP, 2000))
-    shopify.set_bucket(SHOP, 0)
+def test_an_ordinary_order_with_a_return_and_its_refund_is_read_in_one_call_of_at_most_300_points(
+        admin, order, shopify):
     f = facts.read_order(admin, SHOP, f"gid://shopify/Order/{order.id}")
-    assert f.name == "#1001" and waits and waits[0] > 0
+    assert f.returns and f.refunds and f.refunds[0].transactions and f.returns[0].shipping_fees
+    [call] = shopify.graphql_requests
+    assert call["cost"]["requestedQueryCost"] <= 300 and not call["errors"]
+
+
+def test_D6_a_return_of_26_lines_is_read_to_its_last_line_after_the_one_call(admin, shopify):
+    lines = [{"sku": f"VARA-{n:02}", "title": f"Vara {n}", "price": "1000", "quantity": 1, "tax_rate": "24"}
+             for n in range(26)]
+    o = shopify.store.create_order(SHOP, {**ORDER, "lines": lines})
+    back = [{"sku": f"VARA-{n:02}", "quantity": 1} for n in range(26)]
+    shopify.store.apply(o, {"do": "return_open", "return": "R1", "lines": back})
+    shopify.store.apply(o, {"do": "refund", "return": "R1", "lines": back})
+    shopify.store.apply(o, {"do": "return_close", "return": "R1"})
+    f = facts.read_order(admin, SHOP, f"gid://shopify/Order/{o.id}")
+    [ret], [refund] = f.returns, f.refunds
+    assert len(f.line_items) == 26 and len(ret.lines) == 26 and len(refund.lines) == 26
+    assert {rl.line_item_id for rl in ret.lines} == set(f.line_items) == {rl.line_item_id for rl in refund.lines}
+    # The order, then only what its first pages said was more: the line items, the return's
+    # lines and the refund's lines, one page each.
+    asked = [r["query"].split("(")[0].split()[-1] for r in shopify.graphql_requests]
+    assert asked == ["SkilvisOrder", "SkilvisLineItems", "SkilvisMoreRefundRefundLineItems",
+                     "SkilvisMoreReturnReturnLineItems"]
+    assert all(r["cost"]["requestedQueryCost"] <= 1000 and not r["errors"] for r in shopify.graphql_requests)
+
+
+def test_an_empty_bucket_at_shopify_is_busy_with_when_to_come_back_and_no_sleep(admin, order, shopify):
+    admin.sleep = lambda s: pytest.fail("nothing sleeps for the budget")
+    shopify.set_bucket(SHOP, 0)
+    with pytest.raises(ShopifyBusy) as busy:
+        facts.read_order(admin, SHOP, f"gid://shopify/Order/{order.id}")
+    assert 0 < busy.value.retry_in <= 300 / shopify.restore_rate
+    # Our bucket is now Shopify's, so no call goes out until it has refilled.
+    with pytest.raises(ShopifyBusy):
+        facts.read_order(admin, SHOP, f"gid://shopify/Order/{order.id}")
+    assert len(shopify.graphql_requests) == 1
+    shopify.set_bucket(SHOP, 2000)
+    with db.transaction() as conn:   # the time it takes to refill
+        conn.execute("UPDATE shopify_buckets SET updated_at = updated_at - interval '1 minute'")
+    assert facts.read_order(admin, SHOP, f"gid://shopify/Order/{order.id}").name == "#1001"
 
 
 def test_server_errors_are_retried_then_reported_as_unavailable(admin, order, shopify):

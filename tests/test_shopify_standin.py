@@ -316,18 +316,23 @@ def test_admin_client_exchanges_a_code_and_refreshes(settings, shopify):
     assert shopify.access_token_valid(SHOP, refreshed.access_token)
 
 
-def test_admin_client_waits_out_throttling_and_retries_5xx(settings, shopify):
-    from shopify_app.shopify_admin import AdminClient
+def test_admin_client_is_busy_when_throttled_without_sleeping_and_retries_5xx(settings, shopify):
+    from shopify_app import db
+    from shopify_app.shopify_admin import AdminClient, ShopifyBusy
 
-    now = [0.0]
-    shopify.graphql.monotonic = lambda: now[0]
-    client = AdminClient(settings, sleep=lambda seconds: now.__setitem__(0, now[0] + seconds))
+    slept = []
+    client = AdminClient(settings, sleep=slept.append)
     client.install_from_id_token(SHOP, shopify.id_token(SHOP))
     shopify.set_bucket(SHOP, 0)
-    assert client.graphql(SHOP, "{ shop { name } }")["shop"]["name"]
+    with pytest.raises(ShopifyBusy) as busy:
+        client.graphql(SHOP, "{ orders(first: 50) { nodes { id } } }")   # 2 + 50 points
+    assert busy.value.retry_in == pytest.approx(52 / shopify.restore_rate, abs=0.05) and slept == []
+    shopify.set_bucket(SHOP, 2000)
+    with db.transaction() as conn:   # a while later: our copy of the bucket has refilled too
+        conn.execute("UPDATE shopify_buckets SET updated_at = updated_at - interval '5 seconds'")
     shopify.fail_next(1, 503)
     assert client.graphql(SHOP, "{ shop { name } }")["shop"]["name"]
-    assert shopify.graphql_calls[SHOP] >= 4
+    assert slept == [1] and shopify.graphql_calls[SHOP] == 3
 
 
 # --- GraphQL -------------------------------------------------------------------------------
@@ -435,6 +440,52 @@ def test_cost_is_computed_and_charged_like_shopify(shopify):
     assert cost == {"requestedQueryCost": 182, "actualQueryCost": 8,
                     "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 1992, "restoreRate": 0.0}}
     assert graphql(shopify, "{ shop { name } }")["extensions"]["cost"]["actualQueryCost"] == 1
+
+
+# requestedQueryCost answered by a real shop (API 2026-04) to these queries, as captured in
+# airhorns/shopify-draft-proxy fixtures/conformance/harry-test-heelo.myshopify.com/2026-04/orders/
+# return-query-roots-recorded.json (the first three) and in a community.shopify.dev thread
+# ("Unexpectedly Low GraphQL Query Cost in Shopify Admin API", the last).
+MONEY_BAG = "{ shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }"
+CAPTURED_COSTS = [(82, 448, """query ReturnQueryRootsOrderRead($id: ID!) { order(id: $id) {
+    id name createdAt updatedAt currencyCode presentmentCurrencyCode displayFinancialStatus displayFulfillmentStatus
+    totalPriceSet %(bag)s currentTotalPriceSet %(bag)s
+    lineItems(first: 5) { nodes { id title quantity currentQuantity originalUnitPriceSet %(bag)s
+        taxLines { title rate priceSet %(bag)s } } }
+    fulfillments(first: 5) { id status displayStatus createdAt updatedAt
+      fulfillmentLineItems(first: 5) { nodes { id quantity lineItem { id title originalUnitPriceSet %(bag)s
+            taxLines { title rate priceSet %(bag)s } variant { id } } } } }
+    fulfillmentOrders(first: 5) { nodes { id status requestStatus
+        lineItems(first: 5) { nodes { id totalQuantity remainingQuantity lineItem { id title } } } } }
+    returns(first: 5) { nodes { id name status totalQuantity
+        returnLineItems(first: 5) { nodes { ... on ReturnLineItem { id quantity fulfillmentLineItem { id } } } } } } } }"""
+                   % {"bag": MONEY_BAG}),
+                  (155, 12861, """query OrdersReturnOrderHydrate($id: ID!) { order(id: $id) {
+    id name createdAt updatedAt displayFinancialStatus displayFulfillmentStatus
+    totalPriceSet { shopMoney { amount currencyCode } } currentTotalPriceSet { shopMoney { amount currencyCode } }
+    totalRefundedSet { shopMoney { amount currencyCode } }
+    lineItems(first: 50) { nodes { id title quantity } }
+    fulfillments(first: 50) { id status displayStatus createdAt updatedAt
+      fulfillmentLineItems(first: 50) { nodes { id quantity lineItem { id title variant { id } } } } }
+    returns(first: 50) { nodes { id name status totalQuantity
+        returnLineItems(first: 50) { nodes { ... on ReturnLineItem { id quantity fulfillmentLineItem { id } } } } } } } }"""),
+                  (41, 97, """query ReturnableFulfillmentsRecorded($id: ID!) {
+  returnableFulfillments(orderId: $id, first: 5) { nodes { fulfillment { id }
+      returnableFulfillmentLineItems(first: 5) { nodes { fulfillmentLineItem { id lineItem { id title } } quantity } } } } }"""),
+                  (25, 503, """query getVariantsInventoryItem($id: ID!) {
+  product(id: $id) { variants(first: 250) { nodes { inventoryItem { id tracked } } } } }""")]
+
+
+@pytest.mark.parametrize("live, documented, query", CAPTURED_COSTS, ids=["order", "hydrate", "returnable", "variants"])
+def test_the_live_cost_rule_asks_what_a_real_shop_asked_and_the_documented_one_never_less(shopify, live, documented,
+                                                                                          query):
+    variables = {"id": "gid://shopify/Order/1"}
+    shopify.cost_rule = "live"
+    assert graphql(shopify, query, variables)["extensions"]["cost"]["requestedQueryCost"] == live
+    shopify.cost_rule = "documented"
+    answer = graphql(shopify, query, variables)
+    assert answer["extensions"]["cost"]["requestedQueryCost"] == documented >= live
+    assert ("MAX_COST_EXCEEDED" in str(answer.get("errors"))) == (documented > 1000)
 
 
 def test_throttled_once_the_bucket_is_drained(shopify):

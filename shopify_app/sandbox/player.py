@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import requests
-from rq import Worker
-
-from .. import db, events, jobqueue, reconcile, shop_settings, shops
+from .. import db, dispatch, events, reconcile, shop_settings, shops
 from ..money import to_money
 from .payday_standin import PaydayStandin
 from .shopify_standin import ShopifyStandin
@@ -57,34 +55,37 @@ class System:
 
 
 def run_worker_until_idle(connection=None) -> None:
-    """Real RQ work: a forking worker in burst mode, which returns once the queue is empty."""
-    connection = connection or jobqueue.redis_connection()
-    Worker(jobqueue.queues(connection), connection=connection).work(burst=True, logging_level="WARNING")
+    """Real work as the worker process does it (dispatcher and RQ jobs), until nothing is left;
+    no debounce (every webhook of the step is in), and an order set aside for its shop's Shopify
+    budget (a very long order read several times) is waited for, as a worker would."""
+    dispatch.run_until_idle(connection, budget_wait=30.0)
 
 
 DEFAULT_CUSTOMER = {"name": "Staðgreiðsluviðskiptavinur"}
 
 
 def install_shop(system: System, *, currency: str, taxes_included: bool, gateways,
-                 protected_customer_data: bool = True) -> int:
+                 protected_customer_data: bool = True, domain: str = SHOP,
+                 payday_client: tuple[str, str] = PAYDAY_CLIENT) -> int:
     """Install the shop the way Shopify does (an embedded load whose ID token is exchanged),
     then connect it to the Payday stand-in with a payment type for each gateway and the cash
     customer that invoices go to when Shopify withholds the buyer's details."""
     store = system.shopify.store
-    if SHOP not in store.shops:
-        store.create_shop(SHOP, currency=currency, taxes_included=taxes_included)
-    store.shop(SHOP).protected_customer_data = protected_customer_data
+    if domain not in store.shops:
+        store.create_shop(domain, currency=currency, taxes_included=taxes_included)
+    store.shop(domain).protected_customer_data = protected_customer_data
     system.shopify.webhook_url = f"{system.app_url}/webhooks"
     system.shopify.compliance_webhook_url = f"{system.app_url}/webhooks/compliance"
-    resp = requests.get(f"{system.app_url}/", params={"embedded": "1", "shop": SHOP,
-                                                      "id_token": system.shopify.id_token(SHOP)}, timeout=30)
+    resp = requests.get(f"{system.app_url}/", params={"embedded": "1", "shop": domain,
+                                                      "id_token": system.shopify.id_token(domain)}, timeout=30)
     resp.raise_for_status()
-    shop_id = shops.get(SHOP)["id"]
-    system.payday.add_client(*PAYDAY_CLIENT)
-    mapping = {gateway: system.payday.add_payment_type(f"Shopify: {gateway}", client_id=PAYDAY_CLIENT[0])["id"]
+    shop_id = shops.get(domain)["id"]
+    client_id, secret = payday_client
+    system.payday.add_client(client_id, secret)
+    mapping = {gateway: system.payday.add_payment_type(f"Shopify: {gateway}", client_id=client_id)["id"]
                for gateway in sorted(set(gateways))}
-    cash = system.payday.add_customer(client_id=PAYDAY_CLIENT[0], **DEFAULT_CUSTOMER)
-    shop_settings.save(shop_id, payday_client_id=PAYDAY_CLIENT[0], payday_client_secret=PAYDAY_CLIENT[1],
+    cash = system.payday.add_customer(client_id=client_id, **DEFAULT_CUSTOMER)
+    shop_settings.save(shop_id, payday_client_id=client_id, payday_client_secret=secret,
                        payday_environment="test", payment_types=mapping, send_email=False, auto_process=True,
                        payday_default_customer_id=str(cash["id"]), payday_default_customer_name=cash["name"])
     return shop_id

@@ -168,6 +168,7 @@ class ShopifyStandin:
         self.graphql.buckets.clear()
         self.graphql.maximum_available, self.graphql.restore_rate, self.graphql.max_query_cost = 2000, 100, 1000
         self.graphql.monotonic = time.monotonic
+        self.graphql.cost_rule = "documented"
         self.bulk.reset()
         self.non_expiring_tokens_retired_at = NON_EXPIRING_RETIRED_AT
         self.non_expiring_refused_status = 403
@@ -195,6 +196,8 @@ class ShopifyStandin:
                             lambda self, v: setattr(self.graphql, "restore_rate", v))
     max_query_cost = property(lambda self: self.graphql.max_query_cost,
                               lambda self, v: setattr(self.graphql, "max_query_cost", v))
+    cost_rule = property(lambda self: self.graphql.cost_rule,
+                         lambda self, v: setattr(self.graphql, "cost_rule", v))
 
     @property
     def subscriptions(self) -> list:
