@@ -42,7 +42,7 @@ def main(burst: bool = False) -> int:
         cron.start()
     try:
         if burst:
-            dispatch.run_until_idle(connection)
+            dispatch.run_until_idle(connection, budget_wait=60.0)   # a burst ends with no work left
         else:
             dispatcher, stop = dispatch.start()
             try:
