@@ -26,7 +26,7 @@ import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,8 @@ if str(ROOT) not in sys.path:
 import psutil  # noqa: E402  (pinned in requirements.txt)
 import requests  # noqa: E402
 
-from shopify_app import db, jobqueue, shop_settings, shops  # noqa: E402
+from shopify_app import db, jobqueue  # noqa: E402
+from shopify_app.sandbox import player  # noqa: E402
 from shopify_app.sandbox.system import running_system  # noqa: E402
 
 BENCH_DATABASE = os.environ.get("SKILVIS_BENCH_DATABASE", "skilvis_b")
@@ -230,28 +231,11 @@ def payday_client(domain: str) -> tuple[str, str]:
 
 
 def install_shop(system, domain: str, app_url: str | None = None) -> int:
-    """shopify_app.sandbox.player.install_shop for any shop: installed the way Shopify does (an
-    embedded load whose ID token is exchanged), connected to a Payday company of its own with a
-    payment type and the cash customer, automatic processing on. Webhooks go to `app_url`."""
-    app_url = app_url or system.app_url
-    store = system.shopify.store
-    if domain not in store.shops:
-        store.create_shop(domain, currency="ISK", taxes_included=True)
-    system.shopify.webhook_url = f"{app_url}/webhooks"
-    system.shopify.compliance_webhook_url = f"{app_url}/webhooks/compliance"
-    resp = requests.get(f"{app_url}/", params={"embedded": "1", "shop": domain,
-                                               "id_token": system.shopify.id_token(domain)}, timeout=30)
-    resp.raise_for_status()
-    shop_id = shops.get(domain)["id"]
-    client_id, secret = payday_client(domain)
-    system.payday.add_client(client_id, secret)
-    payment_type = system.payday.add_payment_type("Shopify: shopify_payments", client_id=client_id)["id"]
-    cash = system.payday.add_customer(client_id=client_id, name="Staðgreiðsluviðskiptavinur")
-    shop_settings.save(shop_id, payday_client_id=client_id, payday_client_secret=secret,
-                       payday_environment="test", payment_types={"shopify_payments": payment_type},
-                       send_email=False, auto_process=True,
-                       payday_default_customer_id=str(cash["id"]), payday_default_customer_name=cash["name"])
-    return shop_id
+    """The player's install_shop for any shop, connected to a Payday company of its own, its
+    webhooks sent to `app_url` (by default the system's)."""
+    target = replace(system, app_url=app_url) if app_url else system
+    return player.install_shop(target, currency="ISK", taxes_included=True, gateways=["shopify_payments"],
+                               domain=domain, payday_client=payday_client(domain))
 
 
 def open_and_refunded(system, domain: str, n: int, first_number: int = 2000) -> list:

@@ -36,7 +36,7 @@ SETTLE = timedelta(seconds=1)        # a job between leaving the queue and takin
 IDLE_PAUSE = 0.2   # seconds between looks at Postgres when there was nothing to do
 LOCK = "skilvis-dispatch"
 
-CLAIM = f"""
+CLAIM = """
 WITH flying AS (
     SELECT shop_id, count(*) AS n FROM orders
     WHERE queued_at > now() - %(lost)s GROUP BY shop_id

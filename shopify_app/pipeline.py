@@ -5,12 +5,8 @@ Work for one order never runs twice at once (an advisory lock per order); a requ
 arrives while a pass runs makes the holder run another pass before it lets go."""
 from __future__ import annotations
 
-import logging
-
 from . import config, db, decision, documents, facts, orders, shop_settings, shops, status, stock, timeline
 from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyBusy, ShopifyRefused
-
-log = logging.getLogger(__name__)
 
 
 def _admin(history: bool = False) -> AdminClient:

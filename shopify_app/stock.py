@@ -15,13 +15,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from . import db, invoicing, payday, timeline
+from . import db, documents, invoicing, payday, timeline
 from .decision import ITEM
 
 log = logging.getLogger(__name__)
 
 TRIGGERS = ("return_close", "exchange_settled")
-BACKOFF = [timedelta(minutes=m) for m in (1, 2, 5, 10, 30, 60, 120, 240, 360)]
 # How far back in a product's movements a move whose answer was lost is looked for: Payday's
 # clock and ours may differ, and its list is newest first.
 LOOKUP_MARGIN = timedelta(hours=1)
@@ -77,11 +76,11 @@ def _put_back(move: dict, client: payday.PaydayClient) -> str:
                                    description=move["description"])
         return _end(move, "done", "stock_returned", None, product_id, made)
     except payday.PaydayTransient as exc:
-        if attempt > len(BACKOFF):
+        if attempt >= documents.MAX_ATTEMPTS:   # the documents' ladder: about 13 hours
             return _end(move, "failed", "stock_failed", str(exc))
         with db.transaction() as conn:
             conn.execute("UPDATE stock_moves SET last_error = %s, next_attempt_at = now() + %s WHERE id = %s",
-                         (str(exc), BACKOFF[attempt - 1], move["id"]))
+                         (str(exc), documents.BACKOFF[attempt - 1], move["id"]))
         return "retrying"
     except (payday.PaydayUnconfirmed, payday.PaydayAuthError, payday.PaydayValidationError) as exc:
         return _end(move, "failed", "stock_failed", getattr(exc, "message", str(exc)))

@@ -27,3 +27,17 @@ def webhook_headers(body: bytes, secret: str, *, topic="returns/close", shop=SHO
 
 def body_of(payload) -> bytes:
     return json.dumps(payload).encode()
+
+
+def an_order_with_many_of_everything(store, order: dict):
+    """D6's large order: 60 products, a return of 30 lines and a refund of those 30 lines, then
+    35 more refunds (each with its own payment)."""
+    lines = [{"sku": f"VARA-{n}", "title": f"Vara {n}", "price": "1000", "quantity": 2, "tax_rate": "24"}
+             for n in range(60)]
+    o = store.create_order(SHOP, {**order, "lines": lines})
+    back = [{"sku": f"VARA-{n}", "quantity": 1} for n in range(30)]
+    store.apply(o, {"do": "return_open", "return": "R1", "lines": back})
+    store.apply(o, {"do": "refund", "return": "R1", "lines": back})
+    for n in range(35):
+        store.apply(o, {"do": "refund", "lines": [{"sku": f"VARA-{30 + n % 30}", "quantity": 1}]})
+    return o

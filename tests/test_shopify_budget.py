@@ -12,7 +12,7 @@ import requests
 
 from shopify_app import db, facts
 from shopify_app.shopify_admin import AdminClient, ShopifyBusy
-from tests.helpers import SHOP
+from tests.helpers import SHOP, an_order_with_many_of_everything
 
 ORDER = {"name": "#1001", "customer": {"email": "anna@example.is", "company": "1203894569"},
          "lines": [{"sku": "BOLUR-M", "title": "Bolur M", "price": "2500", "quantity": 2, "tax_rate": "24"}],
@@ -169,14 +169,7 @@ def test_a_read_put_aside_between_its_queries_comes_back_to_a_full_bucket(settin
 def test_an_order_too_large_for_a_full_bucket_is_still_read_waiting_between_its_queries(settings, shopify, installed):
     # D6: no size limits. The read of this order costs more than the whole bucket holds, so
     # putting it aside would never help: it waits between its queries instead.
-    lines = [{"sku": f"VARA-{n}", "title": f"Vara {n}", "price": "1000", "quantity": 2, "tax_rate": "24"}
-             for n in range(60)]
-    o = shopify.store.create_order(SHOP, {**ORDER, "lines": lines})
-    back = [{"sku": f"VARA-{n}", "quantity": 1} for n in range(30)]
-    shopify.store.apply(o, {"do": "return_open", "return": "R1", "lines": back})
-    shopify.store.apply(o, {"do": "refund", "return": "R1", "lines": back})
-    for n in range(35):
-        shopify.store.apply(o, {"do": "refund", "lines": [{"sku": f"VARA-{30 + n % 30}", "quantity": 1}]})
+    o = an_order_with_many_of_everything(shopify.store, ORDER)
     ahead = [0.0]   # the time the read has slept, for Shopify's clock and for ours
     shopify.graphql.monotonic = lambda: time.monotonic() + ahead[0]
     shopify.maximum_available = 1000

@@ -13,7 +13,7 @@ from graphql import build_client_schema, parse, validate
 
 from shopify_app import bulk, db, facts, reconcile
 from shopify_app.shopify_admin import AdminClient, ShopifyBusy, ShopifyUnavailable, estimate_cost
-from tests.helpers import SHOP
+from tests.helpers import SHOP, an_order_with_many_of_everything
 
 SCHEMA = Path(__file__).resolve().parent.parent / "shopify_app" / "sandbox" / "admin-schema-2026-10.json.gz"
 QUERIES = {"order": facts.ORDER_QUERY, "more returns": facts.RETURNS_QUERY,
@@ -138,14 +138,7 @@ def test_D6_every_line_refund_and_payment_is_read_however_many_there_are(admin, 
     # 60 products, a return of 30 lines, a refund of those 30 lines, then 35 more refunds (each
     # with its own payment): every list is read in full, and no query passes Shopify's 1,000-point
     # limit (the stand-in refuses one that does, as Shopify does).
-    lines = [{"sku": f"VARA-{n}", "title": f"Vara {n}", "price": "1000", "quantity": 2, "tax_rate": "24"}
-             for n in range(60)]
-    o = shopify.store.create_order(SHOP, {**ORDER, "lines": lines})
-    back = [{"sku": f"VARA-{n}", "quantity": 1} for n in range(30)]
-    shopify.store.apply(o, {"do": "return_open", "return": "R1", "lines": back})
-    shopify.store.apply(o, {"do": "refund", "return": "R1", "lines": back})
-    for n in range(35):
-        shopify.store.apply(o, {"do": "refund", "lines": [{"sku": f"VARA-{30 + n % 30}", "quantity": 1}]})
+    o = an_order_with_many_of_everything(shopify.store, ORDER)
     f = facts.read_order(admin, SHOP, f"gid://shopify/Order/{o.id}")
     [ret] = f.returns
     assert len(f.line_items) == 60 and len(ret.lines) == 30
