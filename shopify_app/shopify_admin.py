@@ -309,9 +309,15 @@ class AdminClient:
         last set, up to its maximum), only if it then keeps `reserve` × maximum; in the same
         statement, read the shop's token. Raises ShopifyBusy, with the seconds until the bucket
         will hold enough, when it does not; ShopifyAuthError when the shop has no token."""
-        with db.transaction() as conn:
-            row = conn.execute(TAKE_SQL, {"shop": shop, "cost": cost, "reserve": self.reserve, "margin": MARGIN_SECONDS,
-                                          "maximum": DEFAULT_MAXIMUM, "rate": DEFAULT_RESTORE_RATE}).fetchone()
+        params = {"shop": shop, "cost": cost, "reserve": self.reserve, "margin": MARGIN_SECONDS,
+                  "maximum": DEFAULT_MAXIMUM, "rate": DEFAULT_RESTORE_RATE}
+        for _ in range(2):
+            with db.transaction() as conn:
+                row = conn.execute(TAKE_SQL, params).fetchone()
+            # The shop's first calls from two workers at once: the other's new bucket row came in
+            # after this statement's snapshot, so it saw none and took nothing. Again, it sees it.
+            if row["took"] or row["available"] is not None or row["access_token_enc"] is None:
+                break
         if not shops.is_installed(row):
             self._token(shop, row)   # raises ShopifyAuthError
         if not row["took"]:
