@@ -320,6 +320,10 @@ class AdminClient:
                 break
         if not shops.is_installed(row):
             self._token(shop, row)   # raises ShopifyAuthError
+        if not row["took"] and row["available"] is None:
+            # The shop's first calls from two workers at once: the other's new bucket row came in
+            # after this statement's snapshot, so it saw none and took nothing. Ask again shortly.
+            raise ShopifyBusy(0.1, f"{shop}: its bucket was being made by another worker", shop, requested=cost)
         if not row["took"]:
             maximum, rate = float(row["maximum"]), float(row["restore_rate"])
             need = min(maximum, cost + self.reserve * maximum + MARGIN_SECONDS * rate)
