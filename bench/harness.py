@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import resource
 import signal
 import socket
@@ -281,7 +282,25 @@ def spawn_workers(n: int, tag: str = "worker") -> list[subprocess.Popen]:
 
 
 def wait_workers(workers: list[subprocess.Popen]) -> list[int]:
-    return [w.wait() for w in workers]
+    return [code for code, _rss in wait_workers_rss(workers)]
+
+
+def wait_workers_rss(workers: list[subprocess.Popen]) -> list[tuple[int, float]]:
+    """Each worker's exit code and peak resident memory in MB: its VmHWM, read every 0.2 s
+    until it exits. (The kernel's maxrss at reaping would count the bench's own pages, which
+    the child held between fork and exec.)"""
+    peak = {w.pid: 0 for w in workers}
+    while any(w.poll() is None for w in workers):
+        for w in workers:
+            try:
+                status = Path(f"/proc/{w.pid}/status").read_text()
+            except OSError:
+                continue
+            hwm = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+            if hwm:
+                peak[w.pid] = max(peak[w.pid], int(hwm.group(1)) / 1024)
+        time.sleep(0.2)
+    return [(w.returncode, peak[w.pid]) for w in workers]
 
 
 def run_workers(n: int, tag: str = "worker") -> float:

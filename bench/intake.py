@@ -3,6 +3,15 @@ gunicorn.conf.py), hit with signed returns/close webhooks (valid HMAC, each a ne
 64 keep-alive connections; nothing works the queue meanwhile.
 
     .venv/bin/python bench/intake.py [--requests 20000 | --duration SECONDS] [--concurrency 64] [--runs 3]
+                                     [--rate REQUESTS_PER_SECOND]
+
+Two loads, both over 64 keep-alive connections:
+- saturation (the default): each connection sends its next webhook as soon as the last is
+  answered, so the figure is the most the web process takes; latency there is queueing by
+  construction (64 connections / throughput, Little's law).
+- `--rate R`: Shopify's way, webhooks arrive at R a second whatever the answers do, spread
+  evenly over the connections; a request's latency counts from when it was due to be sent, so a
+  slow answer that delays the next send is counted in full (no coordinated omission).
 
 Each run starts from empty tables and a new gunicorn. The client is asyncio over raw HTTP/1.1
 (the standard library only: httpx/aiohttp are not dependencies), in this process, on the same
@@ -57,8 +66,9 @@ def webhook(n: int, port: int) -> bytes:
 
 
 class Load:
-    def __init__(self, port: int, total: int | None, duration: float | None, first: int = 0):
-        self.port, self.total, self.duration = port, total, duration
+    def __init__(self, port: int, total: int | None, duration: float | None, first: int = 0,
+                 rate: float | None = None):
+        self.port, self.total, self.duration, self.rate = port, total, duration, rate
         self.next = first
         self.end = first + total if total is not None else None
         self.latencies: list[float] = []
@@ -74,8 +84,10 @@ class Load:
         n, self.next = self.next, self.next + 1
         return n
 
-    async def connection(self, deadline: float | None) -> None:
+    async def connection(self, index: int, concurrency: int, deadline: float | None) -> None:
         reader = writer = None
+        interval = concurrency / self.rate if self.rate else 0.0
+        due = time.perf_counter() + index * interval / concurrency
         while True:
             n = self.take(deadline)
             if n is None:
@@ -84,7 +96,11 @@ class Load:
             try:
                 if writer is None:
                     reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                started = time.perf_counter()
+                if self.rate:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    started, due = due, due + interval
+                else:
+                    started = time.perf_counter()
                 writer.write(request)
                 status, close = await read_response(reader)
                 self.latencies.append(time.perf_counter() - started)
@@ -105,7 +121,7 @@ class Load:
     async def run(self, concurrency: int) -> float:
         deadline = time.monotonic() + self.duration if self.duration else None
         started = time.perf_counter()
-        await asyncio.gather(*(self.connection(deadline) for _ in range(concurrency)))
+        await asyncio.gather(*(self.connection(i, concurrency, deadline) for i in range(concurrency)))
         return time.perf_counter() - started
 
 
@@ -139,7 +155,8 @@ def one_run(args) -> dict:
         mark = h.Mark(system)
         pg_before = h.pg_counters()
         cpu = h.Cpu(web_pid=web.pid, pg_pid=h.postgres_pid(), rd_pid=h.redis_pid())
-        load = Load(web.port, None if args.duration else args.requests, args.duration, first=warm.end)
+        load = Load(web.port, None if args.duration else args.requests, args.duration, first=warm.end,
+                    rate=args.rate)
         wall = asyncio.run(load.run(args.concurrency))
         used = cpu.delta()
         pg = h.pg_delta(pg_before, h.pg_counters())
@@ -169,10 +186,13 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=20000, help="webhooks per run (default 20000)")
     p.add_argument("--duration", type=float, default=None, help="instead of --requests: seconds per run")
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--rate", type=float, default=None,
+                   help="webhooks a second, sent on schedule (default: as fast as answered)")
     args = p.parse_args()
     what = f"{args.duration:g} s" if args.duration else f"{args.requests} webhooks"
+    how = f"at {args.rate:g}/s on schedule" if args.rate else "as fast as answered"
     print(f"intake: {what} per run over {args.concurrency} connections to gunicorn (gunicorn.conf.py), "
-          f"{args.runs} run(s)")
+          f"{how}, {args.runs} run(s)")
     runs = []
     for n in range(args.runs):
         run = one_run(args)
@@ -198,7 +218,7 @@ def main() -> int:
     ok = all(set(x["statuses"]) == {200} and not x["errors"] for x in runs)
     h.result({
         "requests": args.requests if not args.duration else None, "duration": args.duration,
-        "concurrency": args.concurrency, "runs": args.runs,
+        "concurrency": args.concurrency, "rate": args.rate, "runs": args.runs,
         "requests_per_second": h.r(s["requests_per_second"]["median"], 1),
         "p99_ms": h.r(s["p99_ms"]["median"], 2), "p50_ms": h.r(s["p50_ms"]["median"], 2),
         "cpu_ms_per_request": h.r(s["cpu_ms_per_request"]["median"]),

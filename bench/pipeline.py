@@ -62,7 +62,7 @@ def burst(args) -> dict:
         system.shopify.deliver()
         delivered = time.monotonic()
         workers = h.spawn_workers(args.workers, "pipeline-burst")
-        codes = h.wait_workers(workers)
+        codes, rss = zip(*h.wait_workers_rss(workers))
         ended = time.monotonic()
         used = cpu.delta()
         used["workers"] = max(0.0, used["workers"] - startup)
@@ -74,7 +74,8 @@ def burst(args) -> dict:
     work = sum(used[k] or 0 for k in ("workers", "postgres", "web"))
     per_doc = lambda v: None if v is None or not docs else v / docs  # noqa: E731
     return {
-        "returns": len(orders), "documents": docs, "invoices_in_payday": invoices, "worker_exit_codes": codes,
+        "returns": len(orders), "documents": docs, "invoices_in_payday": invoices, "worker_exit_codes": list(codes),
+        "worker_peak_rss_mb": max(rss),
         "setup_seconds": setup, "deliver_seconds": delivered - started, "burst_seconds": ended - started,
         "documents_per_second": docs / (ended - started),
         "cpu_seconds": used, "worker_startup_cpu_seconds": startup, "cpu_ms_per_document": per_doc(work * 1000),
@@ -176,6 +177,8 @@ def main() -> int:
         "Postgres transactions per document", [x["postgres_transactions_per_document"] for x in runs], digits=1)
     s["actual_cost_per_invoice"] = h.print_spread("actual query cost per invoice (burst)",
                                                   [x["actual_cost_per_invoice"] for x in runs], digits=0)
+    s["worker_peak_rss_mb"] = h.print_spread("worker peak RSS (MB)", [x["worker_peak_rss_mb"] for x in runs],
+                                             digits=0)
     s["throttled"] = h.print_spread("THROTTLED answers (burst)", [x["throttled"] for x in runs], digits=0)
     s["requested_cost_max"] = h.print_spread("max requested query cost", [x["requested_cost_max"] for x in runs],
                                              digits=0)
@@ -203,6 +206,7 @@ def main() -> int:
         "graphql_calls_per_invoice": med("graphql_calls_per_invoice"),
         "graphql_calls_per_invoice_lifecycle": h.r(life and life["graphql_calls_per_invoice_lifecycle"]),
         "payday_calls_per_document": med("payday_calls_per_document"),
+        "worker_peak_rss_mb": int(max(x["worker_peak_rss_mb"] for x in runs)),
         "burst_seconds": med("burst_seconds"), "documents_per_second": med("documents_per_second"),
         "cpu_ms_per_document_by_part": {p: med(f"cpu_ms_per_document_{p}") for p in
                                         ("workers", "postgres", "web", "redis", "bench", "others")},

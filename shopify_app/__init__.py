@@ -34,7 +34,7 @@ def create_app(settings: config_module.Settings | None = None) -> Flask:
     from . import api, auth, cli, health, home, i18n, webhooks
 
     i18n.init_app(app)
-    for blueprint in (auth.bp, cli.bp, health.bp, home.bp, api.bp, webhooks.bp):
+    for blueprint in (auth.bp, cli.bp, health.bp, home.bp, api.bp):
         app.register_blueprint(blueprint)
 
     # sandbox blueprint registered below
@@ -44,4 +44,5 @@ def create_app(settings: config_module.Settings | None = None) -> Flask:
 
         app.register_blueprint(panel.bp)
     security.init_app(app)   # last: body limits and clean input first, headers on every response
+    app.wsgi_app = webhooks.Intake(app.wsgi_app, settings)   # webhooks answered before Flask
     return app

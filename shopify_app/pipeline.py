@@ -82,7 +82,7 @@ def run_pass(order_id: int, admin: AdminClient) -> bool:
                WHERE id = %s""",
             (order_facts.name, order_facts.currency, *((buyer.shopify_id, buyer.name, buyer.email) if keep
                                                        else (None, None, None)), order_id))
-        order = {**order, "name": order_facts.name}
+        order = {**order, "name": order_facts.name, "placed_at": order_facts.created_at}
         shop_settings.note_gateways(shop_id, (t.gateway for t in order_facts.transactions), conn)
         cases = {status.upsert_case(conn, shop_id, order_id, case, order_facts.currency): case for case in result.cases}
         case_ids = {case.key: case_id for case_id, case in cases.items()}

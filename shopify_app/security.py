@@ -15,8 +15,6 @@ import io
 from flask import Flask, abort, current_app, g, request
 from werkzeug.wsgi import get_content_length
 
-# The limit by blueprint; everything else gets Settings.request_max_bytes.
-WEBHOOK_BLUEPRINTS = ("webhooks",)
 # Longest string a JSON body may hold (client ids, secrets, gateway names, tokens: all short).
 MAX_JSON_STRING = 1000
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -35,13 +33,9 @@ def init_app(app: Flask) -> None:
     app.after_request(add_headers)
 
 
-def body_limit() -> int:
-    settings = current_app.config["SETTINGS"]
-    return settings.webhook_max_bytes if request.blueprint in WEBHOOK_BLUEPRINTS else settings.request_max_bytes
-
-
 def check_request():
-    limit = body_limit()
+    # Webhooks (their own limit) never reach Flask: webhooks.Intake answers them.
+    limit = current_app.config["SETTINGS"].request_max_bytes
     if request.method in BODY_METHODS:
         _buffer_chunked_body(limit)
     # Werkzeug enforces this too when the body is read.
@@ -51,7 +45,7 @@ def check_request():
     for key, value in request.args.items(multi=True):
         if "\x00" in key or "\x00" in value:
             abort(400, "the query string holds a NUL byte")
-    if request.method in BODY_METHODS and request.is_json and request.blueprint not in WEBHOOK_BLUEPRINTS:
+    if request.method in BODY_METHODS and request.is_json:
         # Parsed once here (Flask keeps it for the view), so every JSON endpoint is covered.
         try:
             body = request.get_json(silent=True)
@@ -68,16 +62,22 @@ def _buffer_chunked_body(limit: int) -> None:
     environ = request.environ
     if "wsgi.input_terminated" not in environ or get_content_length(environ) is not None:
         return
-    stream, chunks, size = environ["wsgi.input"], [], 0
+    body = read_chunked(environ["wsgi.input"], limit)
+    if body is None:
+        abort(413)
+    environ["wsgi.input"] = io.BytesIO(body)
+
+
+def read_chunked(stream, limit: int) -> bytes | None:
+    """A stream read to its end, or None as soon as it passes `limit` bytes."""
+    chunks, size = [], 0
     while size <= limit:
         chunk = stream.read(min(64 * 1024, limit + 1 - size))
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
-    if size > limit:
-        abort(413)
-    environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
+    return None if size > limit else b"".join(chunks)
 
 
 def _clean_json(value, depth: int = 0) -> bool:
@@ -106,14 +106,18 @@ def frame_ancestors(shop: str | None) -> str:
     return f"frame-ancestors {origins};"
 
 
+def response_headers(settings, shop: str | None) -> list[tuple[str, str]]:
+    headers = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", REFERRER_POLICY),
+               ("Content-Security-Policy", frame_ancestors(shop))]
+    if settings.production:
+        headers.append(("Strict-Transport-Security", HSTS))
+    return headers
+
+
 def add_headers(response):
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", REFERRER_POLICY)
-    if "Content-Security-Policy" not in headers:
-        # g.shop is set only once an ID token was verified (auth.embedded): an error inside an
-        # embedded page still shows in that shop's admin; anything else is never framed.
-        headers["Content-Security-Policy"] = frame_ancestors(g.get("shop"))
-    if current_app.config["SETTINGS"].production:
-        headers.setdefault("Strict-Transport-Security", HSTS)
+    # g.shop is set only once an ID token was verified (auth.embedded): an error inside an
+    # embedded page still shows in that shop's admin; anything else is never framed. A view's
+    # own header (the sandbox panel's CSP) stays.
+    for name, value in response_headers(current_app.config["SETTINGS"], g.get("shop")):
+        response.headers.setdefault(name, value)
     return response
