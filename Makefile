@@ -39,11 +39,18 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) -m shopify_app.launcher
 
-test: $(VENV)/.installed-dev
+# axe-core, which the browser tests inject into the pages (package.json); without npm the
+# accessibility check skips and says why, as the browser tests do without Chromium.
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "no npm: the browser tests' accessibility check (axe-core) will be skipped"; fi
+
+test: $(VENV)/.installed-dev node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 migrate: setup
 	$(PY) -m flask --app shopify_app migrate
 
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) .data node_modules

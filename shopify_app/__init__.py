@@ -34,6 +34,8 @@ def create_app(settings: config_module.Settings | None = None) -> Flask:
     from . import api, auth, cli, health, home, i18n, webhooks
 
     i18n.init_app(app)
+    from .reasons import explain
+    app.jinja_env.globals["explain_reason"] = explain   # templates/_reason.html's reason_block
     for blueprint in (auth.bp, cli.bp, health.bp, home.bp, api.bp):
         app.register_blueprint(blueprint)
 

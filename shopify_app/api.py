@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
 
-from . import compliance, db, documents, facts, home, i18n, manual, orders, payday, shop_settings
+from . import compliance, db, documents, facts, home, i18n, manual, orders, payday, reasons, shop_settings
 from .auth import embedded
 from .shopify_admin import ShopifyRefused
 
@@ -61,6 +61,10 @@ def retry_case(case_id: int):
         failed = conn.execute("SELECT id, doc_key FROM documents WHERE case_id = %s AND shop_id = %s AND status = 'failed'",
                               (case_id, shop["id"])).fetchall()
     if not failed:
+        # A case that failed before any document (an unsupported VAT rate): the merchant has
+        # corrected the order in Shopify, so it is read and decided again.
+        if case["status"] == "failed" and orders.read_again(shop["id"], case["order_id"]):
+            return _after_retry(shop, case)
         return jsonify(ok=False, message=i18n.gettext("There is nothing to retry.")), 409
     for doc in failed:
         _retry_document(shop["id"], doc["id"])
@@ -118,6 +122,9 @@ def read_order_again(order_id: int):
 
 
 def _connection_message(exc: Exception) -> str:
+    if isinstance(exc, payday.PaydayAuthError) and payday.is_setup_refusal(str(exc)):
+        return i18n.gettext("Payday accepted the client ID and secret, but the company’s required system setup "
+                            "in Payday is not finished. Finish it in Payday, then test again.")
     if isinstance(exc, payday.PaydayAuthError):
         return i18n.gettext("Payday did not accept the client ID and secret: %(error)s", error=str(exc))
     if isinstance(exc, payday.PaydayTransient):
@@ -146,8 +153,9 @@ def test_connection():
         result = client.test_connection()
     except payday.PaydayError as exc:
         return jsonify(ok=False, message=_connection_message(exc))
-    return jsonify(ok=True, message=i18n.gettext("Connected to Payday: %(count)s payment types found.",
-                                                 count=len(result["payment_types"])),
+    return jsonify(ok=True, message=i18n.ngettext("Connected to Payday: %(num)s payment type found.",
+                                                  "Connected to Payday: %(num)s payment types found.",
+                                                  len(result["payment_types"])),
                    payment_types=result["payment_types"])
 
 
@@ -282,9 +290,13 @@ CREDIT_ERRORS = {
     "bad_quantity": i18n.lazy_gettext("At most %(max)s of “%(item)s” can be credited."),
     "nothing_picked": i18n.lazy_gettext("Pick at least one product or the shipping."),
     "shipping_credited": i18n.lazy_gettext("The shipping has already been credited."),
-    "unsupported_vat_rate": i18n.REASONS["unsupported_vat_rate"],
-    "order_gone": i18n.REASONS["order_gone"],
+    "unsupported_vat_rate": reasons.REASONS["unsupported_vat_rate"],
+    "order_gone": reasons.REASONS["order_gone"],
     "not_connected": i18n.lazy_gettext("Payday is not connected: connect it in Settings"),
+    "confirmation_required": i18n.lazy_gettext("Check the preview and confirm it: nothing has been created yet."),
+    "plan_changed": i18n.lazy_gettext(
+        "The credit invoice is no longer the one you previewed: what is left to credit has changed since. "
+        "Check the new preview and confirm it again; nothing has been created yet."),
 }
 
 
@@ -309,14 +321,17 @@ def find_order():
     return jsonify(ok=True, url=home.page_url("home.credit_page", order_id=order_id))
 
 
-def _credit_error(code: str, params: dict, status: int = 400):
+def _credit_message(code: str, params: dict) -> str:
     params = {k: str(v) for k, v in params.items()}
-    text = CREDIT_ERRORS.get(code) or i18n.REASONS.get(code, code)
+    text = CREDIT_ERRORS.get(code) or reasons.REASONS.get(code, code)
     try:
-        message = str(text) % params
+        return str(text) % params
     except (KeyError, ValueError):
-        message = str(text)
-    return jsonify(ok=False, error=code, message=message), status
+        return str(text)
+
+
+def _credit_error(code: str, params: dict, status: int = 400):
+    return jsonify(ok=False, error=code, message=_credit_message(code, params)), status
 
 
 def _credit_request(order_id: int):
@@ -341,31 +356,50 @@ def _credit_request(order_id: int):
     return shop, order_row, order, form
 
 
+def _proposal_json(proposal: manual.Proposal) -> dict:
+    """The preview as the merchant confirms it: the invoice exactly as Payday will receive it
+    (text, reference, lines with their signs and labels), and `confirm`, its digest, which the
+    create must send back."""
+    return {"total": str(proposal.total), "total_text": i18n.money(proposal.total, proposal.currency),
+            "currency": proposal.currency, "label": proposal.label, "description": proposal.invoice["description"],
+            "reference": proposal.invoice["reference"], "lines": proposal.invoice["lines"],
+            "confirm": proposal.digest,
+            "html": render_template("_preview.html", proposal=proposal, currency=proposal.currency)}
+
+
 @bp.post("/orders/<int:order_id>/credit/preview")
 @embedded
 def credit_preview(order_id: int):
     shop, order_row, order, (picks, shipping, token) = _credit_request(order_id)
     if not isinstance(order, facts.Order):
         return order
+    keeps_stock = shop_settings.load(shop["id"]).payday_keeps_stock
     try:
-        plan = manual.build(order, picks, shipping, token, manual.hand_credits(order_row["id"], token))
+        proposal = manual.preview(shop["id"], order_row, order, picks, shipping, token, keeps_stock)
     except manual.InvalidCredit as exc:
         return _credit_error(exc.code, exc.params)
-    html = render_template("_preview.html", plan=plan, currency=order.currency)
-    return jsonify(ok=True, total=str(plan.total), total_text=i18n.money(plan.total, order.currency),
-                   lines=[documents.line_dict(line) for line in plan.lines], html=html)
+    return jsonify(ok=True, **_proposal_json(proposal))
 
 
 @bp.post("/orders/<int:order_id>/credit")
 @embedded
 def credit_create(order_id: int):
+    """Make the previewed credit invoice. The body is the preview's (`token`, `quantities`,
+    `shipping`) plus `confirm`, the preview's digest; without it, or when the plan is no longer
+    the one previewed, nothing is made: 409 with the plan as it is now under `preview`."""
     shop, order_row, order, form = _credit_request(order_id)
     if not isinstance(order, facts.Order):
         return order
-    if not shop_settings.load(shop["id"]).payday_connected:
+    settings = shop_settings.load(shop["id"])
+    if not settings.payday_connected:
         return _credit_error("not_connected", {}, 409)
+    confirm = str(_json().get("confirm") or "") or None
     try:
-        created = manual.create(shop["id"], order_row, order, *form)
+        created = manual.create(shop["id"], order_row, order, *form, confirm=confirm,
+                                keeps_stock=settings.payday_keeps_stock)
+    except manual.Unconfirmed as exc:
+        return jsonify(ok=False, error=exc.code, message=_credit_message(exc.code, {}),
+                       preview=_proposal_json(exc.proposal)), 409
     except manual.InvalidCredit as exc:
         return _credit_error(exc.code, exc.params)
     return jsonify(ok=True, new=created.new, case_id=created.case_id, document_id=created.document_id,

@@ -511,7 +511,9 @@ def _reasons(ret: Return) -> str | None:
 
 
 def _refund_label(order: Order, refund: Refund) -> str:
-    return f"{order.name} / {numeric_id(refund.id)}"
+    # The merchant tells a refund by its order, kind, amount and day (the list shows each);
+    # Shopify's refund id means nothing to them.
+    return order.name
 
 
 def _decide_lone_refund(order: Order, refund: Refund, existing, start) -> tuple[Case, list[Plan]]:

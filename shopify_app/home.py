@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from . import compliance, db, facts, i18n, manual, payday, reconcile, shop_settings, shops
+from . import compliance, db, facts, i18n, invoicing, manual, payday, reconcile, shop_settings, shops
 from .auth import embedded, valid_query_hmac
 from .shopify_admin import ShopifyError, ShopifyRefused, ShopifyUnavailable
 
@@ -41,14 +41,20 @@ def index():
         if shops.is_installed(shops.get(shop)):
             return redirect(f"https://{shop}/admin/apps/{current_app.config['SETTINGS'].api_key}")
         return redirect(url_for("auth.begin", shop=shop))
+    if current_app.config.get("SKILVIS_SANDBOX") and not request.args:
+        return redirect(url_for("sandbox.panel"))   # the first address `make run` prints
     abort(400, "open Skilvís from your Shopify admin")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    return current_app.send_static_file("favicon.ico")
 
 
 def current_shop() -> dict:
     shop = shops.get(g.shop)
     if shop is None:
         abort(404)
-    i18n.resolve(shop)
     return shop
 
 
@@ -89,6 +95,10 @@ class RowKit:
         self._reasons: dict[str, str] = {}
         # jinja's newstyle gettext, as `_()` in a template: the translation is markup, formatted.
         self.retry = Markup(i18n.gettext("Retry")) % {}
+        self._retry_label = Markup(i18n.gettext("Retry: %(case)s"))
+        # The list's column names, which a phone shows beside each value (the list stacks).
+        self.customer, self.kind, self.amount, self.status, self.last_change = (
+            Markup(i18n.gettext(word)) % {} for word in ("Customer", "Kind", "Amount", "Status", "Last change"))
         self.in_payday = Markup(i18n.gettext("In Payday")) % {}
         self.payday_no = Markup(i18n.gettext("Payday no. %(number)s"))
         path, _, query = page_url("home.case_detail", case_id=0).partition("?")
@@ -112,8 +122,16 @@ class RowKit:
             self._reasons[key] = i18n.reason_text(reason)
         return self._reasons[key]
 
+    def retry_label(self, order_name: str | None, label: str | None) -> Markup:
+        return self._retry_label % {"case": label or order_name or ""}
+
     def payday_no_text(self, number) -> Markup:
         return self.payday_no % {"number": number}
+
+
+@bp.app_template_global()
+def gateway_name(gateway: str) -> str:
+    return invoicing.gateway_name(gateway)
 
 
 @bp.app_template_global()
@@ -342,39 +360,39 @@ def owned_case(shop_id: int, case_id: int) -> dict:
 
 
 def order_timeline(shop_id: int, order: dict) -> list[dict]:
-    """What we did (timeline) and what Shopify told us (webhook deliveries naming the order or
-    one of its returns), in time order."""
+    """The order's story (story.py): what happened to it in Shopify and what Skilvís made of it in
+    Payday, in time order, each entry with its sentence in the page's language. Payday's steps
+    are named by their document as the merchant knows it: its kind and Payday's number."""
+    from . import story   # here, not at the top: story builds on i18n, as this page does
     with db.transaction() as conn:
-        entries = conn.execute("""SELECT at, kind, detail, case_id FROM timeline
-                                  WHERE shop_id = %s AND order_id = %s ORDER BY at, id""",
-                               (shop_id, order["id"])).fetchall()
-        events = conn.execute(
-            """SELECT e.received_at AS at, e.topic FROM webhook_events e
-               WHERE e.shop_domain = %(domain)s AND e.status <> 'rejected' AND (
-                     (e.topic LIKE 'orders/%%' AND e.payload ->> 'id' = %(legacy)s)
-                  OR e.payload ->> 'order_id' = %(legacy)s
-                  OR e.payload -> 'order' ->> 'id' = %(legacy)s
-                  OR e.payload ->> 'admin_graphql_api_id' IN (SELECT case_gid FROM cases WHERE order_id = %(order_id)s))
-               ORDER BY e.received_at DESC LIMIT 200""",
-            {"domain": order["shop_domain"], "legacy": str(order["legacy_id"]), "order_id": order["id"]}).fetchall()
-        references = {r["doc_key"]: r["reference"] for r in conn.execute(
-            "SELECT doc_key, reference FROM documents WHERE order_id = %s", (order["id"],))}
-    merged = [{"at": e["at"], "kind": "webhook", "detail": {"topic": e["topic"]}, "case_id": None} for e in events]
-    for entry in entries:
-        detail = dict(entry["detail"] or {})
-        # The merchant and the bookkeeper know a document by its reference in Payday, not our key.
-        if detail.get("doc_key") in references:
-            detail["doc_key"] = references[detail["doc_key"]]
-        merged.append({**entry, "detail": detail})
-    return sorted(merged, key=lambda r: r["at"])
+        rows = conn.execute("""SELECT at, kind, detail, case_id FROM timeline
+                               WHERE shop_id = %s AND order_id = %s ORDER BY at, id""",
+                            (shop_id, order["id"])).fetchall()
+        docs = conn.execute(
+            """SELECT d.doc_key, d.total, d.payday_number, d.status, d.gateway, d.trigger,
+                      d.request_body ->> 'status' AS made_as, coalesce(d.return_name, c.label) AS name
+               FROM documents d LEFT JOIN cases c ON c.id = d.case_id
+               WHERE d.shop_id = %s AND d.order_id = %s""", (shop_id, order["id"])).fetchall()
+    documents = {d["doc_key"]: {"number": d["payday_number"], "total": str(d["total"]),
+                                "name": d["name"] or order.get("name") or "", "status": d["status"],
+                                "gateway": d["gateway"], "trigger": d["trigger"],
+                                # made as paid; one made unpaid has its payment's own row later
+                                "paid": d["status"] == "sent" and d["made_as"] == "PAID"} for d in docs}
+    return story.build(rows, documents, order.get("currency"))
 
 
 def order_documents(shop_id: int, order_id: int) -> list[dict]:
+    """Every document of the order, whatever its case's status (a reopened return keeps the
+    invoice it has), each named as what it is to the customer: `kind_label` is "Credit invoice",
+    or "Invoice" when it charges them (an exchange that costs more), and `is_charge` says which."""
+    from . import story
     with db.transaction() as conn:
-        return conn.execute("""SELECT d.*, c.label AS case_label, c.kind AS case_kind FROM documents d
+        rows = conn.execute("""SELECT d.*, c.label AS case_label, c.kind AS case_kind FROM documents d
                                LEFT JOIN cases c ON c.id = d.case_id
                                WHERE d.shop_id = %s AND d.order_id = %s ORDER BY d.id""",
                             (shop_id, order_id)).fetchall()
+    return [{**row, "is_charge": story.is_charge(row["total"]), "kind_label": story.kind_label(row["total"])}
+            for row in rows]
 
 
 @bp.get("/cases/<int:case_id>")
@@ -469,6 +487,7 @@ def settings_page():
                            gateways=gateways, checklist=checklist(shop["id"], settings),
                            backfill=reconcile.backfill_state(shop["id"]),
                            invoices_from=settings.invoices_from.astimezone(i18n.TIMEZONE).date().isoformat(),
+                           invoices_from_day=i18n.day(settings.invoices_from),
                            today=datetime.now(i18n.TIMEZONE).date().isoformat(),
                            earliest=earliest_start(shop), customer_data_withheld=customer_data_withheld(shop["id"]),
                            data_requests=compliance.data_requests(g.shop))

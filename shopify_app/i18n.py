@@ -1,8 +1,9 @@
-"""Icelandic and English: the language Shopify admin asks for, money and dates as people write
-them, and every reason and error the merchant can see in both languages.
+"""Icelandic and English: the language the admin user reads Shopify in, money and dates as people
+write them, and every reason and error the merchant can see in both languages.
 
-Shopify sends `locale` (`is`, `is-IS`, `en-US`, ...) on document loads only; it is remembered on
-the shop so the pages' fetches answer in the same language."""
+The language belongs to the person, not the shop: two colleagues may read the same shop in two
+languages at once. Shopify sends `locale` (`is`, `is-IS`, `en-US`, ...) on document loads only; the
+page's script sends the page's language on each of its fetches as `X-Skilvis-Locale`."""
 from __future__ import annotations
 
 import os
@@ -15,15 +16,17 @@ from zoneinfo import ZoneInfo
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from flask import g, has_request_context, request
-from flask_babel import Babel, get_locale, gettext, lazy_gettext, refresh  # gettext: used as i18n.gettext
+from flask import has_request_context, request
+# gettext and ngettext: used as i18n.gettext / i18n.ngettext
+from flask_babel import Babel, get_locale, gettext, lazy_gettext, lazy_ngettext, ngettext  # noqa: F401
 
-from . import db
 from .money import minor_units
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 LANGUAGES = ("is", "en")
 DEFAULT = "is"
+# What the page's script (static/skilvis.js) sends on every fetch: <html lang>, `is` or `en`.
+LOCALE_HEADER = "X-Skilvis-Locale"
 # Skilvís is for Icelandic companies and Iceland keeps UTC all year; the merchant reads
 # Icelandic time whatever their browser says.
 TIMEZONE = ZoneInfo("Atlantic/Reykjavik")
@@ -40,22 +43,23 @@ def normalize(value: str | None) -> str | None:
     return "is" if value.split("-")[0] == "is" else "en"
 
 
-def resolve(shop: dict | None) -> str:
-    """The request's language: the `locale` parameter (remembered on the shop when it
-    changed), else the shop's remembered one, else Icelandic."""
-    asked = normalize(request.args.get("locale"))
-    if asked and shop and shop.get("locale") != asked:
-        with db.transaction() as conn:
-            conn.execute("UPDATE shops SET locale = %s WHERE id = %s", (asked, shop["id"]))
-    g.locale = asked or normalize(shop.get("locale") if shop else None) or DEFAULT
-    refresh()
-    return g.locale
+def requested() -> str:
+    """The request's language: Shopify's `locale` parameter (document loads), else the page's
+    `X-Skilvis-Locale` header (its fetches), else the browser's Accept-Language, else Icelandic."""
+    asked = normalize(request.args.get("locale")) or normalize(request.headers.get(LOCALE_HEADER))
+    if asked:
+        return asked
+    # The first of ours in the browser's order (werkzeug's best_match would prefer an exact `is`
+    # at q=0.9 to `en-US` at q=1).
+    for value, _quality in request.accept_languages:
+        if value.split("-")[0].lower() in LANGUAGES:
+            return value.split("-")[0].lower()
+    return DEFAULT
 
 
 def _select_locale() -> str:
-    if has_request_context():
-        return g.get("locale") or normalize(request.args.get("locale")) or DEFAULT
-    return DEFAULT
+    # flask-babel asks once per request and keeps the answer.
+    return requested() if has_request_context() else DEFAULT
 
 
 def lang() -> str:
@@ -163,13 +167,16 @@ def when(value, language: str | None = None) -> str:
 
 # --- what the merchant reads -----------------------------------------------------------------
 
+# One form for every badge: what the case waits for or where its document stands, read as
+# "the case …" ("málið bíður lokunar", "málið er fært í Payday"), with no adjective that must
+# agree with a noun, and true of a credit invoice and of the invoice an exchange may make.
 STATUSES = {
-    "open": lazy_gettext("Open"),
-    "pending_settlement": lazy_gettext("Pending settlement"),
-    "processing": lazy_gettext("Processing"),
-    "created": lazy_gettext("Created"),
-    "none_needed": lazy_gettext("None needed"),
-    "failed": lazy_gettext("Failed"),
+    "open": lazy_gettext("Awaiting close"),
+    "pending_settlement": lazy_gettext("Awaiting settlement"),
+    "processing": lazy_gettext("In progress"),
+    "created": lazy_gettext("Recorded in Payday"),
+    "none_needed": lazy_gettext("Nothing to record"),
+    "failed": lazy_gettext("Needs attention"),
 }
 TONES = {"open": "neutral", "pending_settlement": "warning", "processing": "info", "created": "success",
          "none_needed": "neutral", "failed": "critical"}
@@ -180,99 +187,14 @@ KINDS = {
     "manual": lazy_gettext("By hand"),
 }
 
-# Every code decision.py and status.py can put in `cases.reason` (tests/test_i18n.py greps the
-# code to prove none is missing). Amounts arrive as `amount` + `currency` and are formatted here.
-REASONS = {
-    "waiting_for_close": lazy_gettext("Waiting for the return to be closed in Shopify"),
-    "customer_owes": lazy_gettext("Waiting for the customer to pay %(amount)s"),
-    "refund_pending": lazy_gettext("Waiting for a refund of %(amount)s to go through"),
-    "payment_pending": lazy_gettext("Waiting for a payment of %(amount)s to settle"),
-    "refund_owed": lazy_gettext("Waiting for %(amount)s to be refunded to the customer"),
-    "nothing_refunded": lazy_gettext("No money was refunded, so no credit invoice is needed"),
-    "refund_failed": lazy_gettext("The refund failed and no money was returned"),
-    "return_declined": lazy_gettext("The return was declined"),
-    "return_canceled": lazy_gettext("The return was canceled"),
-    "unsupported_vat_rate": lazy_gettext(
-        "VAT of %(rate)s%% on “%(item)s” is not a rate Payday accepts (0, 11 or 24%%)"),
-    "payday_validation": lazy_gettext("Payday refused the invoice: %(error)s"),
-    "payday_auth": lazy_gettext("Payday refused the connection; check the client ID and secret in Settings: %(error)s"),
-    "payday_transient": lazy_gettext("Payday could not be reached after many attempts: %(error)s"),
-    "payday_data": lazy_gettext("The order's data could not be put on an invoice: %(error)s"),
-    "payday_error": lazy_gettext("Payday reported an error: %(error)s"),
-    "payday_unconfirmed": lazy_gettext(
-        "Payday's answer was lost and Skilvís could not confirm whether the invoice was made (%(error)s). "
-        "Look for it in Payday; if it is not there, press Retry"),
-    "retrying": lazy_gettext("Payday did not answer; trying again %(when)s (attempt %(attempts)s): %(error)s"),
-    "automatic_processing_off": lazy_gettext(
-        "Automatic processing is off: turn it on in Settings, or create the credit invoice by hand"),
-    "payday_not_connected": lazy_gettext("Payday is not connected: connect it in Settings"),
-    "default_customer_missing": lazy_gettext(
-        "Shopify does not share the customer's details with Skilvís: choose the Payday customer for such "
-        "invoices under Settings → Payday"),
-    "test_order": lazy_gettext("A test order: it is never sent to Payday"),
-    "payday_app_credits": lazy_gettext(
-        "Payday's own Shopify app makes credit invoices for returns and refunds too: to avoid crediting "
-        "twice, Skilvís waits until they are off there (Settings → Payday's Shopify app)"),
-    # Orders a pass could not read (pipeline._finish): listed on the home page.
-    "order_too_large": lazy_gettext(
-        "Skilvís cannot read this order: it has more refunds, payments or lines in one return than Skilvís "
-        "reads at once. Make its credit invoices in Payday by hand"),
-    "order_gone": lazy_gettext("Shopify no longer shows this order"),
-    "order_outside_window": lazy_gettext(
-        "Shopify shows Skilvís only the last 60 days of orders, and this order is older. Skilvís reads it "
-        "as soon as Shopify approves access to all orders; if the credit invoice cannot wait, make it in Payday"),
-    "shopify_access_denied": lazy_gettext(
-        "Shopify refused Skilvís access (a permission is missing). Open Skilvís from your Shopify admin and "
-        "accept its permissions; Skilvís tries again by itself"),
-    "shopify_query_refused": lazy_gettext(
-        "Shopify refused the way Skilvís asks for this order. Skilvís tries again by itself; if this stays, "
-        "contact Skilvís support and make the credit invoice in Payday meanwhile"),
-    "shop_frozen": lazy_gettext(
-        "Shopify has frozen the store (an unpaid Shopify bill), so nothing can be read. Skilvís carries on "
-        "once the store is open again"),
-    "shop_locked": lazy_gettext("Shopify has locked the store, so nothing can be read. Skilvís carries on once "
-                                "the store is open again"),
-    "shop_not_found": lazy_gettext("Shopify does not find the store. Skilvís tries again by itself"),
-    "history_bulk_running": lazy_gettext("Shopify is still collecting the orders"),
-    "shopify_auth": lazy_gettext(
-        "Shopify refused Skilvís access to the order; opening Skilvís from your Shopify admin renews it"),
-    "shopify_unavailable": lazy_gettext("Shopify did not answer"),
-    "before_start": lazy_gettext(
-        "Before %(date)s, when Skilvís began invoicing: create the credit invoice by hand if it is needed"),
-}
-UNKNOWN_REASON = lazy_gettext("Reason: %(code)s")
 
+def lines_count(n: int) -> str:
+    """`1 line`, `2 lines`: Icelandic counts 21 and 31 as one (`21 lína`) but 11 as many."""
+    return ngettext("%(num)s line", "%(num)s lines", int(n))
 
-def _params(params: dict) -> dict:
-    out = {k: ("" if v is None else str(v)) for k, v in (params or {}).items()}
-    if "amount" in out:
-        out["amount"] = money(out["amount"], out.get("currency") or "ISK")
-    if "date" in out:
-        out["date"] = day(out["date"])
-    if "next_attempt_at" in out:
-        out["when"] = when(out["next_attempt_at"])
-    out.setdefault("when", "")
-    out.setdefault("error", "")
-    return out
-
-
-def error_text(error: str | None) -> str:
-    """A stored error: a reason code in the merchant's language, or the error as it was."""
-    return reason_text({"code": error}) if error in REASONS else (error or "")
-
-
-def reason_text(reason: dict | None) -> str:
-    if not reason:
-        return ""
-    code = reason.get("code") or ""
-    template = REASONS.get(code)
-    params = _params(reason.get("params") or {})
-    if template is None:
-        return str(UNKNOWN_REASON) % {"code": code}
-    try:
-        return str(template) % params
-    except (KeyError, ValueError):
-        return str(template)
+# The reasons the merchant reads (what happened, what to do) live in reasons.py; these names stay
+# here for init_app's Jinja globals, timeline_text and the modules that import them from i18n.
+from .reasons import REASONS, UNKNOWN_REASON, error_text, reason_text  # noqa: E402,F401
 
 
 def status_label(status: str) -> str:
@@ -287,50 +209,7 @@ def kind_label(kind: str) -> str:
     return str(KINDS.get(kind, kind))
 
 
-TIMELINE = {
-    "webhook": lazy_gettext("Shopify reported: %(topic)s"),
-    "status": lazy_gettext("Status: %(from)s → %(to)s"),
-    "document_claimed": lazy_gettext("Credit invoice %(doc_key)s decided: %(lines)s lines, %(total)s"),
-    "payday_call": lazy_gettext("Sent to Payday: %(doc_key)s (attempt %(attempt)s)"),
-    "payday_invoice_created": lazy_gettext("Payday created invoice %(doc_key)s"),
-    "payday_invoice_found": lazy_gettext("Invoice %(doc_key)s found in Payday by its reference"),
-    "payday_payment_registered": lazy_gettext("Payment of %(doc_key)s registered in Payday"),
-    "payday_payment_refused": lazy_gettext(
-        "Payday would not register the payment of %(doc_key)s; register it in Payday: %(error)s"),
-    "payday_error": lazy_gettext("Payday error on %(doc_key)s: %(error)s"),
-    "read_error": lazy_gettext("The order could not be read from Shopify: %(error)s"),
-    "manual_credit": lazy_gettext("Credit invoice made by hand: %(total)s"),
-    "retry": lazy_gettext("Retry asked for %(doc_key)s"),
-    "stock_returned": lazy_gettext("%(quantity)s × %(sku)s put back into stock in Payday"),
-    "stock_skipped": lazy_gettext("%(sku)s is not a product with stock in Payday: its stock was left as it is"),
-    "stock_failed": lazy_gettext(
-        "%(quantity)s × %(sku)s could not be put back into stock in Payday (%(error)s): add it to the product’s "
-        "stock in Payday by hand"),
-}
-UNKNOWN_EVENT = lazy_gettext("Event: %(kind)s")
-
-
 def timeline_text(kind: str, detail: dict | None, currency: str | None = "ISK") -> str:
-    detail = dict(detail or {})
-    if kind == "payday_invoice_created" and detail.get("found_by_reference"):
-        kind = "payday_invoice_found"
-    params = {k: ("" if v is None else str(v)) for k, v in detail.items() if not isinstance(v, (dict, list))}
-    if kind == "status":
-        params["from"] = status_label(detail.get("from")) if detail.get("from") else "–"
-        params["to"] = status_label(detail.get("to") or "")
-        why = reason_text(detail.get("reason"))
-        text = str(TIMELINE["status"]) % params
-        return f"{text} ({why})" if why else text
-    if "total" in params:
-        params["total"] = money(params["total"], currency)
-    if "error" in params:
-        params["error"] = error_text(params["error"])
-    template = TIMELINE.get(kind)
-    if template is None:
-        return str(UNKNOWN_EVENT) % {"kind": kind}
-    for name in ("doc_key", "lines", "attempt", "error", "topic", "total", "sku", "quantity"):
-        params.setdefault(name, "")
-    try:
-        return str(template) % params
-    except (KeyError, ValueError):
-        return str(template)
+    """A timeline row as a sentence: the order's story is told by story.py."""
+    from . import story   # story.py builds on this module
+    return story.timeline_text(kind, detail, currency)

@@ -6,6 +6,7 @@ credited lines carry a negative unit price with a positive quantity, as Payday's
 send them. Charged lines (fees, exchange items) are positive."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
@@ -36,16 +37,26 @@ TRIGGER_TEXT = {
 
 
 def reference(order_name: str, doc_key: str, return_name: str | None, corrects: str | None = None) -> str:
-    """C7: the reference names the Shopify order and return, e.g. `#1001 / #1001-R1`; a refund's
-    own invoice adds the refund, so every document's reference is unique (we look invoices up
-    by it before retrying a create whose outcome is unknown). A correction (F3) names the
-    invoice it corrects, and the refund whose money failed."""
+    """C7: the reference names the Shopify order and return, e.g. `#1001 / #1001-R1`, and reads as
+    words on the customer's invoice. It must be unique (an invoice whose create had no answer is
+    looked up by it), so a refund's own invoice adds the refund (`#1001 / Endurgreiðsla 88`): a
+    refund has no name in Shopify, and its number is the one thing that tells two apart. A
+    hand-made credit stands where a return would (`#1001 / #1001-H1`, its `return_name`), a
+    reopened return's next close names the refund it begins with, and a correction (F3) names
+    the invoice it corrects and the refund whose money failed."""
     if corrects:
-        return f"{reference(order_name, corrects, return_name)} / leiðrétting {doc_key.split('-', 1)[1]}"
+        return f"{reference(order_name, corrects, return_name)} / Leiðrétting {doc_key.split('-', 1)[1]}"
     parts = [order_name]
     if return_name:
         parts.append(return_name)
-    if not doc_key.startswith(("return-", "exchange-")):
+    kind, _, rest = doc_key.partition("-")
+    if kind == "refund":
+        parts.append(f"Endurgreiðsla {rest}")
+    elif kind in ("return", "exchange") and "-" in rest:      # return-<id>-<refund id> (R9)
+        parts.append(f"Endurgreiðsla {rest.split('-', 1)[1]}")
+    elif kind == "manual" and not return_name:
+        parts.append(f"Handvirk kreditfærsla {rest}")
+    elif kind not in ("return", "exchange", "manual"):
         parts.append(doc_key)
     return " / ".join(parts)
 
@@ -91,16 +102,23 @@ def iceland_day(moment: datetime | None = None) -> date | None:
 
 
 def gateway_name(gateway: str) -> str:
-    """How a customer reads Shopify's gateway id (`shopify_payments` → `Shopify Payments`)."""
-    return GATEWAY_NAMES.get(gateway) or gateway.replace("_", " ").strip().title()
+    """How a customer reads Shopify's gateway id (`shopify_payments` → `Shopify Payments`). A
+    manual payment method is already the merchant's own words (`Millifærsla`) and kept as it is."""
+    if gateway in GATEWAY_NAMES:
+        return GATEWAY_NAMES[gateway]
+    if re.fullmatch(r"[a-z0-9_]+", gateway):
+        return gateway.replace("_", " ").strip().title()
+    return gateway.strip()
 
 
-def invoice_body(doc: dict, *, order_name: str, customer_id: str, today: date, payment_type: str | None,
-                 send_email: bool, original_number: str | None = None, original_date: date | None = None,
-                 keeps_stock: bool = False) -> dict:
+def description(doc: dict, *, order_name: str, original_number: str | None = None,
+                original_date: date | None = None) -> str:
+    """The invoice's text, in Icelandic words: the order and return by their names, never an id
+    of ours or Shopify's."""
     text = TRIGGER_TEXT[doc["trigger"]].format(ret=doc.get("return_name") or "", order=order_name)
-    if doc.get("gateway"):
-        text += f". Endurgreitt/greitt um: {gateway_name(doc['gateway'])}"  # C4: which gateway moved the money
+    if doc.get("gateway"):   # C4: which gateway moved the money, and which way
+        charged = sum((Decimal(line["amount"]) for line in doc["lines"]), Decimal(0)) > 0
+        text += f". {'Greitt' if charged else 'Endurgreitt'} með {gateway_name(doc['gateway'])}"
     if original_number:
         text += f". Kreditfærir reikning nr. {original_number}"
         if original_date:
@@ -109,20 +127,38 @@ def invoice_body(doc: dict, *, order_name: str, customer_id: str, today: date, p
         text += f". Ástæða skila: {doc['return_reason'][:200]}"
     if doc.get("note"):
         text += f". Athugasemd: {doc['note'][:300]}"   # the merchant's reason, as given in Shopify
+    return text[:1024]
+
+
+def draft(doc: dict, *, order_name: str, original_number: str | None = None, original_date: date | None = None,
+          keeps_stock: bool = False) -> dict:
+    """What Payday's customer reads on the invoice: its text, reference and lines, signs and
+    labels as sent. The one source of both the invoice (invoice_body) and the hand credit's
+    preview (manual.preview), so the merchant confirms exactly what is sent."""
+    return {"description": description(doc, order_name=order_name, original_number=original_number,
+                                       original_date=original_date),
+            "reference": doc["reference"], "lines": payday_lines(doc["lines"], keeps_stock)}
+
+
+def invoice_body(doc: dict, *, order_name: str, customer_id: str, today: date, payment_type: str | None,
+                 send_email: bool, original_number: str | None = None, original_date: date | None = None,
+                 keeps_stock: bool = False) -> dict:
+    shown = draft(doc, order_name=order_name, original_number=original_number, original_date=original_date,
+                  keeps_stock=keeps_stock)
     # Dated by what happened in Shopify (the close, the refund, the settlement), not by the day
     # Skilvís got to send it; paid on the day the money moved.
     dated = doc.get("document_date") or today
     paid = doc.get("paid_date") or dated
     body = {
         "customer": {"id": customer_id},
-        "description": text[:1024],
-        "reference": doc["reference"],
+        "description": shown["description"],
+        "reference": shown["reference"],
         "invoiceDate": dated.isoformat(),
         "dueDate": dated.isoformat(),
         "finalDueDate": dated.isoformat(),
         "currencyCode": doc["currency"],
         "sendEmail": bool(send_email),
-        "lines": payday_lines(doc["lines"], keeps_stock),
+        "lines": shown["lines"],
     }
     if payment_type:
         body.update(status="PAID", paidDate=paid.isoformat(), paymentType=payment_type)

@@ -3,15 +3,22 @@ money returned outside Shopify's refund flow. The credit goes the same exactly-o
 document: claimed under a unique key, then sent by the order's pipeline pass.
 
 The key is `manual-<token>`, the token made when the form was rendered: a double submit, a
-retried request or a second tab with the same form all claim the same key, so one document."""
+retried request or a second tab with the same form all claim the same key, so one document.
+
+The merchant sees the invoice before it is made, exactly as Payday will get it (`proposal`: the
+lines, signs and labels from invoicing.draft, the function the invoice itself is built by), and
+confirms it by its digest: a create whose plan is no longer the one confirmed (another hand
+credit or a refund changed what is left) makes nothing and shows the new one."""
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Mapping
 
-from . import db, documents, orders, timeline
+from . import db, documents, invoicing, orders, timeline
 from .decision import (ITEM, SHIPPING, Line, Plan, UnsupportedVat, listed_gross, refunded_quantities,
                        refunded_shipping, vat_rate)
 from .facts import Order
@@ -122,6 +129,59 @@ def build(order: Order, picks: Mapping[str, int], shipping: bool, token: str,
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A hand credit as the merchant confirms it: its plan, its name (`#1001-H2`), and the
+    invoice as Payday will receive it (invoicing.draft: text, reference, lines)."""
+    plan: Plan
+    label: str
+    invoice: dict
+    currency: str
+
+    @property
+    def total(self) -> Decimal:
+        return self.plan.total
+
+    @property
+    def digest(self) -> str:
+        """What the merchant confirms: every word and number Payday will be sent."""
+        shown = json.dumps({**self.invoice, "currency": self.currency, "total": str(self.total)},
+                           sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(shown.encode()).hexdigest()[:32]
+
+
+class Unconfirmed(InvalidCredit):
+    """The create did not confirm this plan: no confirmation at all, or one of a plan that has
+    changed since its preview. `proposal` is the plan as it is now, to show and confirm."""
+
+    def __init__(self, code: str, proposal: Proposal):
+        super().__init__(code)
+        self.proposal = proposal
+
+
+def proposal(conn, shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int], shipping: bool,
+             token: str, keeps_stock: bool = False) -> Proposal:
+    """The plan of this form and the invoice it makes, with the name and reference it would be
+    claimed under now: the one source of the preview and of what create claims."""
+    plan = build(order, picks, shipping, token, hand_credits(order_row["id"], token, conn))
+    count = conn.execute("SELECT count(*) AS n FROM cases WHERE order_id = %s AND kind = 'manual'",
+                         (order_row["id"],)).fetchone()["n"]
+    label = f"{order.name}-H{count + 1}"
+    # The hand credit's name stands where a return's would: the reference reads `#1001 / #1001-H2`.
+    plan = replace(plan, return_name=label)
+    doc = {"trigger": plan.trigger, "return_name": label, "gateway": plan.gateway, "note": plan.note,
+           "return_reason": plan.reason, "lines": [documents.line_dict(line) for line in plan.lines],
+           # the same reference documents.claim stores, shop mark and all
+           "reference": documents._shop_mark(conn, shop_id) + invoicing.reference(order.name, plan.key, label)}
+    return Proposal(plan, label, invoicing.draft(doc, order_name=order.name, keeps_stock=keeps_stock), order.currency)
+
+
+def preview(shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int], shipping: bool, token: str,
+            keeps_stock: bool = False) -> Proposal:
+    with db.transaction() as conn:
+        return proposal(conn, shop_id, order_row, order, picks, shipping, token, keeps_stock)
+
+
+@dataclass(frozen=True)
 class Created:
     case_id: int
     document_id: int | None
@@ -133,10 +193,11 @@ def key(token: str) -> str:
 
 
 def create(shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int], shipping: bool,
-           token: str) -> Created:
+           token: str, confirm: str | None = None, keeps_stock: bool = False) -> Created:
     """Claim the credit (once per form, ever), give it a case for the home list, and ask the
     order's pipeline to send it. Built again under the order's lock, so two forms sent at once
-    cannot both credit the same item."""
+    cannot both credit the same item; made only when it is the plan the merchant confirmed
+    (`confirm`: the digest of its preview), else Unconfirmed."""
     with db.transaction() as conn:
         # One hand-made credit at a time per order: labels count up without gaps, and each
         # sees the ones before it.
@@ -147,13 +208,16 @@ def create(shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int]
             doc = conn.execute("SELECT id FROM documents WHERE shop_id = %s AND doc_key = %s",
                                (shop_id, key(token))).fetchone()
             return Created(existing["id"], doc["id"] if doc else None, False)
-        plan = build(order, picks, shipping, token, hand_credits(order_row["id"], token, conn))
-        count = conn.execute("SELECT count(*) AS n FROM cases WHERE order_id = %s AND kind = 'manual'",
-                             (order_row["id"],)).fetchone()["n"]
+        planned = proposal(conn, shop_id, order_row, order, picks, shipping, token, keeps_stock)
+        if not confirm:
+            raise Unconfirmed("confirmation_required", planned)
+        if confirm != planned.digest:
+            raise Unconfirmed("plan_changed", planned)
+        plan = planned.plan
         case_id = conn.execute(
             """INSERT INTO cases (shop_id, order_id, case_gid, kind, label, status, amount, currency)
                VALUES (%s, %s, %s, 'manual', %s, 'processing', %s, %s) RETURNING id""",
-            (shop_id, order_row["id"], plan.case_key, f"{order.name}-H{count + 1}", plan.total, order.currency),
+            (shop_id, order_row["id"], plan.case_key, planned.label, plan.total, order.currency),
         ).fetchone()["id"]
         doc_id = documents.claim(conn, shop_id=shop_id, order={"id": order_row["id"], "name": order.name}, plan=plan,
                                  case_id=case_id, currency=order.currency)

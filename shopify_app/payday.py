@@ -432,7 +432,7 @@ class PaydayClient:
                 resp = self._send(method, path, params=params, body=body, token=token, repeatable=repeatable)
                 if resp.status_code == 401:
                     message, code = error_detail(resp)
-                    if _setup_required(message):
+                    if is_setup_refusal(message):
                         raise PaydayAuthError(message, status=401, code=code, setup_required=True)
                     if renewed:
                         raise PaydayAuthError(message if resp.content else "Payday refused the access token",
@@ -556,8 +556,11 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _setup_required(message: str) -> bool:
-    return "system setup" in message.casefold()
+def is_setup_refusal(message: str | None) -> bool:
+    """Payday's refusal until the company finishes its system setup in Payday ("Please complete
+    the required system setup ..."): no credentials will help, the merchant must finish it there
+    (reasons.py tells them so)."""
+    return "system setup" in (message or "").casefold()
 
 
 def _retry_after(resp) -> float | None:

@@ -5,7 +5,7 @@ Work for one order never runs twice at once (an advisory lock per order); a requ
 arrives while a pass runs makes the holder run another pass before it lets go."""
 from __future__ import annotations
 
-from . import config, db, decision, documents, facts, orders, shop_settings, shops, status, stock, timeline
+from . import config, db, decision, documents, facts, orders, shop_settings, shops, status, stock, story, timeline
 from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyBusy, ShopifyRefused
 
 
@@ -86,6 +86,7 @@ def run_pass(order_id: int, admin: AdminClient) -> bool:
         shop_settings.note_gateways(shop_id, (t.gateway for t in order_facts.transactions), conn)
         cases = {status.upsert_case(conn, shop_id, order_id, case, order_facts.currency): case for case in result.cases}
         case_ids = {case.key: case_id for case_id, case in cases.items()}
+        story.note(conn, shop_id, order_id, order_facts, case_ids)   # what changed in Shopify, for the timeline
         if blocked is None:
             for plan in result.plans:
                 documents.claim(conn, shop_id=shop_id, order=order, plan=plan, case_id=case_ids.get(plan.case_key),

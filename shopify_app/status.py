@@ -52,4 +52,8 @@ def refresh(conn, shop_id: int, order_id: int, cases: dict[int, d.Case], *, bloc
             conn.execute("UPDATE cases SET status = %s, reason = %s, amount = %s, updated_at = now() WHERE id = %s",
                          (status, Jsonb(why) if why else None, amount, case_id))
         if (before["status"], before["reason"]) != (status, why):
-            timeline.add(conn, shop_id, order_id, case_id, "status", {"from": before["status"], "to": status, "reason": why})
+            # A reason that changed under the same status is kept apart: the story leaves it out. A
+            # case as upsert_case inserted it (open, no reason: derive never gives that) had no status.
+            timeline.add(conn, shop_id, order_id, case_id, "status" if before["status"] != status else "reason_changed",
+                         {"from": None if (before["status"], before["reason"]) == ("open", None) else before["status"],
+                          "to": status, "reason": why})

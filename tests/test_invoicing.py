@@ -20,9 +20,16 @@ def test_C7_reference_names_the_order_and_the_return():
     assert invoicing.reference("#1001", "exchange-77", "#1001-R1") == "#1001 / #1001-R1"
 
 
-def test_C7_a_refunds_own_invoice_has_its_own_reference():
-    assert invoicing.reference("#1001", "refund-88", "#1001-R1") == "#1001 / #1001-R1 / refund-88"
-    assert invoicing.reference("#1001", "refund-88", None) == "#1001 / refund-88"
+def test_C7_a_refunds_own_invoice_has_its_own_reference_in_words():
+    # Unique (an unanswered create is looked up by it), and read by the customer: no key of ours.
+    assert invoicing.reference("#1001", "refund-88", "#1001-R1") == "#1001 / #1001-R1 / Endurgreiðsla 88"
+    assert invoicing.reference("#1001", "refund-88", None) == "#1001 / Endurgreiðsla 88"
+    # R9: a reopened return's next close is not the first close's reference again.
+    assert invoicing.reference("#1001", "return-77-99", "#1001-R1") == "#1001 / #1001-R1 / Endurgreiðsla 99"
+    assert invoicing.reference("#1001", "correction-88", "#1001-R1", corrects="refund-88") == \
+        "#1001 / #1001-R1 / Endurgreiðsla 88 / Leiðrétting 88"
+    # A hand credit is named like a return: `#1001-H2`, not the form's token.
+    assert invoicing.reference("#1001", "manual-zTyJJ7E2698tp59pBRPYvmI8", "#1001-H2") == "#1001 / #1001-H2"
 
 
 def test_credited_lines_have_positive_quantity_and_negative_unit_price_no_sku_and_fees_are_charges():

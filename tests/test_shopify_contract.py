@@ -26,8 +26,9 @@ def embedded_query(shopify, locale="en") -> dict:
     return {"embedded": "1", "shop": SHOP, "id_token": shopify.id_token(SHOP), "locale": locale}
 
 
-def bearer(shopify) -> dict:
-    return {"Authorization": f"Bearer {shopify.id_token(SHOP)}"}
+def bearer(shopify, locale: str | None = None) -> dict:
+    """A fetch's headers; `locale` as the page's script sends its language."""
+    return {"Authorization": f"Bearer {shopify.id_token(SHOP)}", **({"X-Skilvis-Locale": locale} if locale else {})}
 
 
 def returned_and_closed(store, spec=None):
@@ -126,7 +127,7 @@ def test_settings_do_not_offer_a_history_start_shopify_cannot_show(system, clien
     page = client.get("/settings", query_string=embedded_query(system.shopify)).get_data(as_text=True)
     assert 'data-testid="history-limit"' in page and ' min="' in page
     too_early = (datetime.now(timezone.utc) - timedelta(days=90)).date().isoformat()
-    refused = client.post("/api/settings", json={"invoices_from": too_early}, headers=bearer(system.shopify))
+    refused = client.post("/api/settings", json={"invoices_from": too_early}, headers=bearer(system.shopify, "en"))
     assert refused.status_code == 400 and "last 60 days" in refused.get_json()["message"]
 
 

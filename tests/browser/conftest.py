@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 import psycopg
 import pytest
@@ -22,13 +22,15 @@ from tests.sandbox_process import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("SKILVIS_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOTS = ROOT / "screenshots"
+# Under .data/ (git-ignored): every run writes them again.
+SCREENSHOTS = ROOT / ".data" / "screenshots"
 # Without the background-networking flags Chromium keeps calling Google's hosts, which this
 # network refuses; the rest are what a headless run as root needs.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 EVERY_STATUS = {"open", "pending_settlement", "processing", "created", "none_needed", "failed"}
-ROWS = "tr[data-case-id]"
+# A case in the home list: a table row on a desktop, a stacked item on a phone.
+ROWS = "[data-case-id][data-status]"
 
 
 def _chromium_or_skip() -> None:
@@ -66,17 +68,35 @@ class Sandbox:
             return conn.execute(sql, params).fetchall()
 
     def id_token(self) -> str:
-        return requests.get(f"{self.url}/sandbox/id-token", params={"shop": demo.SHOP}, timeout=10).json()["id_token"]
+        return self.id_token_of(demo.SHOP)
 
-    def app_url(self, path: str = "/", locale: str = "en", **params) -> str:
+    def id_token_of(self, shop: str) -> str:
+        return requests.get(f"{self.url}/sandbox/id-token", params={"shop": shop}, timeout=10).json()["id_token"]
+
+    def app_url(self, path: str = "/", locale: str = "en", shop: str = demo.SHOP, **params) -> str:
         """A page as Shopify opens it in admin: embedded, the shop, the locale, a fresh ID token."""
-        query = {"embedded": "1", "shop": demo.SHOP, "locale": locale, **params, "id_token": self.id_token()}
+        query = {"embedded": "1", "shop": shop, "locale": locale, **params, "id_token": self.id_token_of(shop)}
         return f"{self.url}{path}?{urlencode(query)}"
 
     def order_id(self, name: str) -> int:
         [row] = self.rows("""SELECT o.id FROM orders o JOIN shops s ON s.id = o.shop_id
                              WHERE s.domain = %s AND o.name = %s""", demo.SHOP, name)
         return row["id"]
+
+    def case_id(self, order_name: str) -> int:
+        """The demo shop's first case of an order."""
+        [row] = self.rows("""SELECT c.id FROM cases c JOIN orders o ON o.id = c.order_id JOIN shops s ON s.id = o.shop_id
+                             WHERE s.domain = %s AND o.name = %s ORDER BY c.id LIMIT 1""", demo.SHOP, order_name)
+        return row["id"]
+
+    def install_empty_shop(self, shop: str) -> None:
+        """A second shop, with no orders, in the Shopify stand-in, installed by its first embedded
+        load as Shopify installs any shop: its home page is the empty state a new merchant sees."""
+        shopify_url, _ = self.process.standin_urls()
+        resp = requests.post(f"{shopify_url}/_control/shops", json={"shop": shop, "name": "Tóm búð"}, timeout=10)
+        assert resp.status_code in (201, 400), resp.text   # 400: made by an earlier module of this run
+        resp = requests.get(self.app_url("/", locale="is", shop=shop), timeout=30)
+        assert resp.status_code == 200, resp.text[:500]
 
 
 @pytest.fixture(scope="package")
@@ -93,7 +113,8 @@ def sandbox(browser, tmp_path_factory):
     if not base:
         handle, base = localservers.start_postgres(DATA_DIR)
         handles.append(handle)
-    database_url = fresh_database(base, "skilvis_browser")
+    # Named after the tests' own database: people sharing a PostgreSQL server each get theirs.
+    database_url = fresh_database(base, f"{urlparse(base).path.lstrip('/') or 'skilvis'}_browser")
     redis_handle, redis_url = localservers.start_redis(tmp_path_factory.mktemp("redis"), name="browser-redis")
     handles.append(redis_handle)
     process = SandboxProcess(free_port(), DATABASE_URL=database_url, REDIS_URL=redis_url,
@@ -120,13 +141,20 @@ def page(browser, sandbox):
 
 
 def screenshot(page, name: str) -> Path:
-    SCREENSHOTS.mkdir(exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
 
 
 def row_of(page, order_name: str):
-    """The home page's row(s) of an order, by the order name in its case link."""
-    name = re.compile(rf"^\s*{re.escape(order_name)}\s*$")
-    return page.locator(ROWS).filter(has=page.locator("a[data-testid=case-link]", has_text=name))
+    """The home page's row(s) of an order, by the order name in its case link ("#1001", or a
+    return of it, "#1001-R1")."""
+    name = re.compile(rf"^\s*{re.escape(order_name)}(-R\d+)?\s*$")
+    return page.locator(ROWS).filter(has=page.locator("[data-testid=case-link]", has_text=name))
+
+
+def control(page, field_id: str):
+    """The native control of a form field: the element itself, or the <input>/<select> inside a
+    Polaris field (s-text-field, s-select, …), drawn by Polaris or by static/polaris-fallback.js."""
+    return page.locator(", ".join(f"{tag}#{field_id}, #{field_id} {tag}" for tag in ("input", "select", "textarea"))).first

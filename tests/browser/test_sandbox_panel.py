@@ -10,7 +10,7 @@ import re
 from playwright.sync_api import expect
 
 from shopify_app.sandbox import demo
-from tests.browser.conftest import row_of, screenshot
+from tests.browser.conftest import control, row_of, screenshot
 
 
 def test_sandbox_panel_closes_a_return_and_the_frame_shows_the_credit_invoice(page, sandbox):
@@ -43,4 +43,4 @@ def test_a_page_opened_without_an_id_token_gets_one_from_the_app_bridge_stand_in
     # stand-in) for a fresh token and comes back with it.
     page.goto(f"{sandbox.url}/settings?embedded=1&shop={demo.SHOP}&locale=en")
     page.wait_for_url(re.compile(r"/settings\?.*id_token="))
-    expect(page.locator("#payday-client-id")).to_be_visible()
+    expect(control(page, "payday-client-id")).to_be_visible()
