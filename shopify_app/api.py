@@ -3,12 +3,14 @@ connection, settings, credit preview and create. Answers are in the shop's remem
 HTML fragments come from the same macros the pages use, so a refreshed row looks the same."""
 from __future__ import annotations
 
+import os
 import re
 from datetime import date, datetime, time
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
 
-from . import compliance, db, documents, facts, home, i18n, manual, orders, payday, reasons, shop_settings
+from . import accounting, compliance, db, documents, facts, home, i18n, manual, orders, payday, reasons, shop_settings
+from .accounting import fields
 from .auth import embedded
 from .shopify_admin import ShopifyRefused
 
@@ -29,9 +31,10 @@ def _ids(raw: str) -> list[int]:
         abort(400, "ids are numbers")
 
 
-def _row_html(row: dict, environment: str, kit: home.RowKit | None = None) -> str:
+def _row_html(row: dict, settings: shop_settings.ShopSettings, kit: home.RowKit | None = None) -> str:
     """A row as the home page draws it; `kit`: the labels and link of the request's rows, made once."""
-    return render_template("_row.html", row=row, environment=environment, kit=kit or home.RowKit(environment)).strip()
+    kit = kit or home.RowKit(settings.payday_environment, settings.accounting)
+    return render_template("_row.html", row=row, environment=settings.payday_environment, kit=kit).strip()
 
 
 @bp.get("/cases")
@@ -39,15 +42,15 @@ def _row_html(row: dict, environment: str, kit: home.RowKit | None = None) -> st
 def case_rows():
     """The given rows as they are now (the refresh), or a page of the list."""
     shop = home.current_shop()
-    environment = shop_settings.load(shop["id"]).payday_environment
+    settings = shop_settings.load(shop["id"])
     if "ids" in request.args:
         rows, next_cursor = home.rows_by_id(shop["id"], _ids(request.args["ids"])), None
     else:
         rows, next_cursor = home.list_cases(shop["id"], status=request.args.get("status") or None,
                                             q=request.args.get("q"), cursor=request.args.get("after"))
-    kit = home.RowKit(environment)
+    kit = home.RowKit(settings.payday_environment, settings.accounting)
     return jsonify(rows=[{"id": r["id"], "status": r["status"], "updated_at": r["updated_at"].isoformat(),
-                          "html": _row_html(r, environment, kit)} for r in rows],
+                          "html": _row_html(r, settings, kit)} for r in rows],
                    next=next_cursor)
 
 
@@ -105,8 +108,8 @@ def _after_retry(shop: dict, case: dict | None):
     if case is None:
         return jsonify(ok=True)
     [row] = home.rows_by_id(shop["id"], [case["id"]])
-    environment = shop_settings.load(shop["id"]).payday_environment
-    return jsonify(ok=True, row={"id": row["id"], "status": row["status"], "html": _row_html(row, environment)})
+    return jsonify(ok=True, row={"id": row["id"], "status": row["status"],
+                                 "html": _row_html(row, shop_settings.load(shop["id"]))})
 
 
 # --- settings ----------------------------------------------------------------------------
@@ -140,6 +143,9 @@ def test_connection():
     shop = home.current_shop()
     body = _json()
     saved = shop_settings.load(shop["id"])
+    system = str(body.get("accounting") or saved.accounting)
+    if system != "payday":
+        return _test_danish_system(system, saved, body.get("accounting_config") or {})
     client_id = (body.get("client_id") or "").strip() or saved.payday_client_id
     secret = (body.get("client_secret") or "").strip() or saved.payday_client_secret
     environment = body.get("environment") or saved.payday_environment
@@ -182,6 +188,18 @@ def save_settings():
         changes["payment_types"] = {str(k): str(v) for k, v in mapping.items() if str(k) and v}
     if "payday_app" in body:
         changes["payday_app"] = str(body["payday_app"])
+    if "accounting" in body:
+        system = str(body["accounting"])
+        if system not in shop_settings.SYSTEMS:
+            return jsonify(ok=False, message=i18n.gettext("Choose an accounting system.")), 400
+        changes["accounting"] = system
+        if system != "payday":
+            saved = shop_settings.load(shop["id"])
+            typed = body.get("accounting_config") or {}
+            if not isinstance(typed, dict):
+                abort(400, "accounting_config is an object")
+            changes["accounting_config"] = fields.merged(
+                system, saved.accounting_config if saved.accounting == system else {}, typed, os.environ)
     for flag in ("send_email", "kennitala_from_company", "auto_process", "payday_keeps_stock"):
         if flag in body:
             changes[flag] = bool(body[flag])
@@ -213,8 +231,10 @@ def save_settings():
     try:
         settings = shop_settings.save(shop["id"], **changes)
     except ValueError as exc:
-        if "automatic processing" in str(exc):
+        if "automatic processing" in str(exc) and changes.get("accounting", before.accounting) == "payday":
             message = i18n.gettext("Automatic processing can be turned on once Payday is connected.")
+        elif "automatic processing" in str(exc):
+            message = i18n.gettext("Automatic processing can be turned on once the accounting system is connected.")
         elif "environment" in str(exc):
             message = i18n.gettext("Choose production or test.")
         elif "payday_app" in str(exc):
@@ -228,7 +248,22 @@ def save_settings():
             "date": i18n.day(settings.invoices_from)}
     return jsonify(ok=True, message=message,
                    checklist=[{"key": c["key"], "done": c["done"]} for c in home.checklist(shop["id"], settings)],
-                   connected=settings.payday_connected)
+                   connected=settings.connected)
+
+
+def _test_danish_system(system: str, saved: shop_settings.ShopSettings, typed: dict):
+    """Log in to e-conomic, Dinero or Billy with what is typed (blank secrets: the saved ones) and
+    say what the settings can map to. Saves nothing."""
+    if system not in shop_settings.SYSTEMS or not isinstance(typed, dict):
+        abort(400, "an accounting system and its settings")
+    config = fields.merged(system, saved.accounting_config if saved.accounting == system else {}, typed, os.environ)
+    if not accounting.has_credentials(system, config):
+        return jsonify(ok=False, message=i18n.gettext("Enter the credentials from the accounting system first."))
+    try:
+        result = accounting.adapter(system, config).test_connection()
+    except accounting.AccountingError as exc:
+        return jsonify(ok=False, message=exc.message)
+    return jsonify(ok=bool(result.get("ok")), message=result.get("message") or "", choices=result.get("choices") or {})
 
 
 def _customer_choice(customer: dict) -> dict:

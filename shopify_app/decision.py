@@ -16,6 +16,8 @@ handle, so it gets no document here ("none needed", before_start).
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -160,13 +162,34 @@ def refund_gateway(order: Order, refunds) -> str | None:
 
 # --- VAT -----------------------------------------------------------------------------------
 
+# D3 in general form: the rates the shop's accounting system can book (Payday's three, or the
+# rates a Danish shop mapped to a product or account). An implicit argument of every line
+# builder below, set around a decision by `booking_rates`, rather than threaded through each.
+_BOOKABLE: ContextVar[frozenset] = ContextVar("bookable_vat", default=frozenset(SUPPORTED_VAT))
+
+
+@contextmanager
+def booking_rates(rates):
+    token = _BOOKABLE.set(frozenset(Decimal(r) for r in rates))
+    try:
+        yield
+    finally:
+        _BOOKABLE.reset(token)
+
+
+def _unbookable(exc: UnsupportedVat) -> Reason:
+    bookable = _BOOKABLE.get()
+    if bookable == frozenset(SUPPORTED_VAT):   # Payday's fixed three: fix the VAT in Shopify
+        return reason("unsupported_vat_rate", rate=exc.rate, item=exc.what)
+    return reason("unbookable_vat_rate", rate=exc.rate, item=exc.what,
+                  rates=", ".join(f"{plain(r)}%" for r in sorted(bookable)) or "–")
+
+
 def vat_rate(rates: tuple[Decimal, ...], what: str) -> Decimal:
     rate = plain(sum(rates, ZERO)) if rates else ZERO
-    if rate == 0:
-        return Decimal(0)
-    for supported in SUPPORTED_VAT:
+    for supported in _BOOKABLE.get():
         if rate == supported:
-            return supported
+            return plain(supported)
     raise UnsupportedVat(rate, what)
 
 
@@ -463,7 +486,7 @@ def _decide_return(order, ret: Return, refunds, existing, covered, start, reopen
             if plan:
                 plans.append(plan)
     except UnsupportedVat as exc:
-        return case(FAILED, reason("unsupported_vat_rate", rate=exc.rate, item=exc.what)), []
+        return case(FAILED, _unbookable(exc)), []
     if plans or _documented(ret, refunds, existing):
         return case(DOCUMENTED, amount=sum((p.total for p in plans), ZERO) if plans else None), plans
     if early:
@@ -533,7 +556,7 @@ def _decide_lone_refund(order: Order, refund: Refund, existing, start) -> tuple[
     try:
         plan = _refund_plan(order, refund, None)
     except UnsupportedVat as exc:
-        return case(FAILED, reason("unsupported_vat_rate", rate=exc.rate, item=exc.what)), []
+        return case(FAILED, _unbookable(exc)), []
     if plan is None:
         return case(NONE_NEEDED, reason("nothing_refunded")), []
     return case(DOCUMENTED, amount=plan.total), [plan]

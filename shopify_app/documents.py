@@ -21,7 +21,7 @@ from itertools import groupby
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
-from . import db, invoicing, orders, payday, shop_settings, stock, timeline
+from . import accounting, db, invoicing, orders, payday, shop_settings, stock, timeline
 from .decision import Plan
 
 log = logging.getLogger(__name__)
@@ -56,24 +56,31 @@ def reopened(conn, order_id: int) -> frozenset[str]:
 
 def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, currency: str) -> int | None:
     """Claim the document under its key; None when it is already claimed (by anyone, ever)."""
+    system = _system(conn, shop_id)
     row = conn.execute(
         """INSERT INTO documents (shop_id, order_id, case_id, doc_key, trigger, return_gid, return_name, refund_gids,
                                   lines, total, currency, gateway, reference, status, document_date, paid_date, note,
-                                  return_reason, order_date)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'claimed', %s, %s, %s, %s, %s)
+                                  return_reason, order_date, accounting)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'claimed', %s, %s, %s, %s, %s, %s)
            ON CONFLICT (shop_id, doc_key) DO NOTHING RETURNING id""",
         (shop_id, order["id"], case_id, plan.key, plan.trigger, plan.return_id, plan.return_name,
          list(plan.refund_ids), Jsonb([line_dict(l) for l in plan.lines]), plan.total, currency, plan.gateway,
-         _shop_mark(conn, shop_id) + invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects),
+         _shop_mark(conn, shop_id) + invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects,
+                                                         language="is" if system == "payday" else "da"),
          invoicing.iceland_day(plan.dated), invoicing.iceland_day(plan.paid), plan.note, plan.reason,
          # When the caller knows when the order was placed (Shopify's createdAt, as `placed_at`),
          # the sale invoice is looked for in the days around it (C7, _window_days).
-         invoicing.iceland_day(order["placed_at"]) if order.get("placed_at") else None),
+         invoicing.iceland_day(order["placed_at"]) if order.get("placed_at") else None, system),
     ).fetchone()
     if row:
         timeline.add(conn, shop_id, order["id"], case_id, "document_claimed",
                      {"doc_key": plan.key, "total": str(plan.total), "lines": len(plan.lines)})
     return row["id"] if row else None
+
+
+def _system(conn, shop_id: int) -> str:
+    row = conn.execute("SELECT accounting FROM shop_settings WHERE shop_id = %s", (shop_id,)).fetchone()
+    return row["accounting"] if row else "payday"
 
 
 def _shop_mark(conn, shop_id: int) -> str:
@@ -90,7 +97,10 @@ def _shop_mark(conn, shop_id: int) -> str:
     return f"{row['domain'].removesuffix('.myshopify.com')}: " if row and row["shared"] else ""
 
 
-def client_for(settings: shop_settings.ShopSettings) -> payday.PaydayClient:
+def client_for(settings: shop_settings.ShopSettings):
+    """The shop's accounting system: Payday's client, or a Danish system's adapter."""
+    if settings.accounting != "payday":
+        return accounting.adapter(settings.accounting, settings.accounting_config)
     return payday.PaydayClient(payday.base_url(settings.payday_environment), settings.payday_client_id, settings.payday_client_secret,
                                token_store=payday.PostgresTokenStore(settings.shop_id))
 
@@ -106,8 +116,10 @@ def due(order_id: int) -> list[dict]:
         ).fetchall()
 
 
-def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSettings, customer: dict) -> str:
-    """One attempt to get the document into Payday; returns its new status."""
+def send(doc: dict, client, settings: shop_settings.ShopSettings, customer: dict) -> str:
+    """One attempt to get the document into the shop's accounting system; returns its new status."""
+    if settings.accounting != "payday":
+        return _send_to_adapter(doc, client, settings, customer)
     with db.transaction() as conn:
         attempt = conn.execute("UPDATE documents SET attempts = attempts + 1 WHERE id = %s RETURNING attempts",
                                (doc["id"],)).fetchone()["attempts"]
@@ -155,6 +167,66 @@ def send(doc: dict, client: payday.PaydayClient, settings: shop_settings.ShopSet
         return _give_up(doc, "auth", str(exc), attempt)
     except payday.PaydayValidationError as exc:
         return _give_up(doc, "validation", exc.message, attempt)
+
+
+def _send_to_adapter(doc: dict, adapter: accounting.Adapter, settings: shop_settings.ShopSettings,
+                     customer: dict) -> str:
+    """A Danish system: the neutral note to its adapter, which finds it again by our reference
+    before it makes anything twice; the same states, retries and failures as Payday's."""
+    with db.transaction() as conn:
+        attempt = conn.execute("UPDATE documents SET attempts = attempts + 1 WHERE id = %s RETURNING attempts",
+                               (doc["id"],)).fetchone()["attempts"]
+    if doc["accounting"] != settings.accounting:
+        return _give_up(doc, "validation", f"made for {doc['accounting']}, and the shop now books in "
+                                           f"{settings.accounting}", attempt)
+    try:
+        note = note_of(doc, customer)
+        if doc["status"] == "sending":   # the last attempt's outcome is unknown
+            found = adapter.find(note)
+            if found:
+                return _booked(doc, found, looked_up=True)
+        with db.transaction() as conn:
+            conn.execute("UPDATE documents SET status = 'sending', request_body = %s WHERE id = %s",
+                         (Jsonb(invoicing.note_json(note)), doc["id"]))
+            timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_call",
+                         {"doc_key": doc["doc_key"], "attempt": attempt, "system": settings.accounting})
+        return _booked(doc, adapter.send(note))
+    except accounting.Transient as exc:
+        return _retry_later(doc, exc, attempt)
+    except accounting.AuthError as exc:
+        return _give_up(doc, "auth", exc.message, attempt)
+    except accounting.Unconfirmed as exc:
+        return _give_up(doc, "unconfirmed", exc.message, attempt)
+    except accounting.ValidationError as exc:
+        return _give_up(doc, "validation", exc.message, attempt)
+
+
+def note_of(doc: dict, customer: dict) -> accounting.Note:
+    buyer = None if "default_id" in customer else accounting.Buyer(
+        name=customer.get("name"), email=customer.get("email"), national_id=customer.get("kennitala"),
+        address={"line1": customer.get("address"), "zip": customer.get("zip_code"), "city": customer.get("city"),
+                 "country": customer.get("country")},   # accounting.Buyer's keys
+        shopify_id=customer.get("shopify_id"))
+    return accounting.Note(
+        reference=doc["reference"], order_name=doc["order_name"], currency=doc["currency"],
+        date=doc.get("document_date") or invoicing.iceland_day(), paid_date=doc.get("paid_date"),
+        gateway=doc.get("gateway"), buyer=buyer,
+        lines=tuple(accounting.Line(line["kind"], line.get("description") or "", line.get("sku"), int(line["quantity"]),
+                                    Decimal(line["amount"]), Decimal(line["vat_rate"])) for line in doc["lines"]),
+        text=invoicing.description(doc, order_name=doc["order_name"], language="da"),
+        order_placed=doc.get("order_date"))
+
+
+def _booked(doc: dict, booked: accounting.Booked, looked_up: bool = False) -> str:
+    with db.transaction() as conn:
+        conn.execute(
+            """UPDATE documents SET status = 'sent', sent_at = now(), payday_invoice_id = %s, payday_number = %s,
+                   original_number = %s, last_error = NULL, last_error_kind = NULL WHERE id = %s""",
+            (booked.id, booked.number, booked.credited_invoice or "", doc["id"]))
+        timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_invoice_created",
+                     {"doc_key": doc["doc_key"], "invoice_id": booked.id, "found_by_reference": looked_up,
+                      "system": doc["accounting"]})
+    return "sent"
 
 
 def _create_unpaid_then_pay(doc: dict, client, body: dict) -> dict:
@@ -541,7 +613,7 @@ def fetch_missing_numbers() -> int:
         conn.execute("DELETE FROM payday_invoice_windows WHERE fetched_at < now() - %s", (WINDOW_KEPT,))
         rows = conn.execute(
             """SELECT *, coalesce((request_body->>'invoiceDate')::date, document_date) AS invoice_date
-               FROM documents WHERE status = 'sent' AND payday_invoice_id IS NOT NULL
+               FROM documents WHERE status = 'sent' AND payday_invoice_id IS NOT NULL AND accounting = 'payday'
                  AND (payday_number IS NULL AND sent_at > now() - interval '7 days' OR pay_later IS NOT NULL)
                ORDER BY shop_id, id LIMIT 2000""").fetchall()
     found = 0

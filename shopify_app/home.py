@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from . import compliance, db, facts, i18n, invoicing, manual, payday, reconcile, shop_settings, shops
+from . import accounting, compliance, db, facts, i18n, invoicing, manual, payday, reconcile, shop_settings, shops
+from .accounting import fields
 from .auth import embedded, valid_query_hmac
 from .shopify_admin import ShopifyError, ShopifyRefused, ShopifyUnavailable
 
@@ -28,6 +29,7 @@ IN_FLIGHT = ("processing", "pending_settlement")
 # Shopify's parameters that must survive navigation inside the app (not `id_token`: it is
 # short-lived, and the page's script adds a fresh one).
 CARRIED = ("shop", "host", "locale", "embedded")
+SYSTEM_NAMES = accounting.NAMES
 
 
 @bp.get("/")
@@ -88,8 +90,8 @@ class RowKit:
     labels in the page's language (as the templates' `_()` gives them) and the link to a case,
     which carries Shopify's parameters like page_url (one url_for, then the id put in)."""
 
-    def __init__(self, environment: str | None):
-        self.environment = environment
+    def __init__(self, environment: str | None, system: str = "payday"):
+        self.environment, self.system = environment, system
         self._status = {s: i18n.status_label(s) for s in i18n.STATUSES}
         self._kind = {k: i18n.kind_label(k) for k in i18n.KINDS}
         self._reasons: dict[str, str] = {}
@@ -101,6 +103,11 @@ class RowKit:
             Markup(i18n.gettext(word)) % {} for word in ("Customer", "Kind", "Amount", "Status", "Last change"))
         self.in_payday = Markup(i18n.gettext("In Payday")) % {}
         self.payday_no = Markup(i18n.gettext("Payday no. %(number)s"))
+        if system != "payday":   # a Danish shop's documents are in its own system, by its name
+            name = SYSTEM_NAMES[system]
+            self._status["created"] = i18n.gettext("Recorded in %(system)s", system=name)
+            self.in_payday = Markup(i18n.gettext("In %(system)s", system=name))
+            self.payday_no = Markup(i18n.gettext("%(system)s no. %(number)s", system=name, number="%(number)s"))
         path, _, query = page_url("home.case_detail", case_id=0).partition("?")
         if not path.endswith("/0"):
             raise RuntimeError(f"a case's link is not …/<id>: {path}")
@@ -125,6 +132,10 @@ class RowKit:
     def retry_label(self, order_name: str | None, label: str | None) -> Markup:
         return self._retry_label % {"case": label or order_name or ""}
 
+    def invoice_url(self, invoice_id: str | None) -> str | None:
+        """Payday's page of the invoice; the Danish systems' web apps link nothing we know."""
+        return payday_invoice_url(self.environment, invoice_id) if self.system == "payday" else None
+
     def payday_no_text(self, number) -> Markup:
         return self.payday_no % {"number": number}
 
@@ -135,8 +146,8 @@ def gateway_name(gateway: str) -> str:
 
 
 @bp.app_template_global()
-def row_kit(environment: str | None) -> RowKit:
-    return RowKit(environment)
+def row_kit(environment: str | None, system: str = "payday") -> RowKit:
+    return RowKit(environment, system)
 
 
 # --- the list --------------------------------------------------------------------------------
@@ -313,6 +324,12 @@ def checklist(shop_id: int, settings: shop_settings.ShopSettings | None = None) 
     settings = settings or shop_settings.load(shop_id)
     gateways = shop_settings.gateways(shop_id, settings)
     unmapped = [gw for gw in gateways if not settings.payment_types.get(gw)]
+    if settings.accounting != "payday":
+        return [
+            {"key": "connect", "done": settings.connected,
+             "text": i18n.gettext("Connect %(system)s", system=SYSTEM_NAMES[settings.accounting])},
+            {"key": "auto_process", "done": settings.auto_process, "text": i18n.gettext("Turn on automatic processing")},
+        ]
     return [
         {"key": "connect", "done": settings.payday_connected, "text": i18n.gettext("Connect Payday")},
         {"key": "payment_types", "done": settings.payday_connected and not unmapped,
@@ -332,7 +349,7 @@ def app_home():
     rows, next_cursor = list_cases(shop["id"], status=status, q=q, cursor=request.args.get("after"))
     settings = shop_settings.load(shop["id"])
     return render_template("home.html", shop=g.shop, rows=rows, status=status if status in STATUSES else None, q=q,
-                           kit=RowKit(settings.payday_environment),
+                           kit=RowKit(settings.payday_environment, settings.accounting),
                            statuses=STATUSES, next_cursor=next_cursor, first_page=not request.args.get("after"),
                            checklist=checklist(shop["id"], settings), environment=settings.payday_environment,
                            unreadable=unreadable_orders(shop["id"]), access_lost_at=shops.take_access_lost(shop["id"]),
@@ -409,7 +426,8 @@ def case_detail(case_id: int):
     return render_template("case.html", case=case, order=order, siblings=siblings,
                            timeline=order_timeline(shop["id"], order),
                            documents=order_documents(shop["id"], order["id"]),
-                           environment=settings.payday_environment)
+                           environment=settings.payday_environment,
+                           kit=RowKit(settings.payday_environment, settings.accounting))
 
 
 # --- credit by hand ----------------------------------------------------------------------
@@ -484,6 +502,7 @@ def settings_page():
         log.info("recent gateways of %s not read: %s", g.shop, exc)
     gateways = shop_settings.gateways(shop["id"], settings)
     return render_template("settings.html", settings=settings, payment_types=types, payday_answered=answered,
+                           danish_fields=fields.FIELDS, config_value=fields.value, system_names=SYSTEM_NAMES,
                            gateways=gateways, checklist=checklist(shop["id"], settings),
                            backfill=reconcile.backfill_state(shop["id"]),
                            invoices_from=settings.invoices_from.astimezone(i18n.TIMEZONE).date().isoformat(),

@@ -1,8 +1,8 @@
-"""Icelandic and English: the language the admin user reads Shopify in, money and dates as people
-write them, and every reason and error the merchant can see in both languages.
+"""Icelandic, English and Danish: the language the admin user reads Shopify in, money and dates as
+people write them, and every reason and error the merchant can see in each language.
 
 The language belongs to the person, not the shop: two colleagues may read the same shop in two
-languages at once. Shopify sends `locale` (`is`, `is-IS`, `en-US`, ...) on document loads only; the
+languages at once. Shopify sends `locale` (`is`, `da-DK`, `en-US`, ...) on document loads only; the
 page's script sends the page's language on each of its fetches as `X-Skilvis-Locale`."""
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from flask_babel import Babel, get_locale, gettext, lazy_gettext, lazy_ngettext,
 from .money import minor_units
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
-LANGUAGES = ("is", "en")
+LANGUAGES = ("is", "en", "da")
 DEFAULT = "is"
-# What the page's script (static/skilvis.js) sends on every fetch: <html lang>, `is` or `en`.
+# What the page's script (static/skilvis.js) sends on every fetch: <html lang>, one of LANGUAGES.
 LOCALE_HEADER = "X-Skilvis-Locale"
 # Skilvís is for Icelandic companies and Iceland keeps UTC all year; the merchant reads
 # Icelandic time whatever their browser says.
@@ -34,13 +34,14 @@ TIMEZONE = ZoneInfo("Atlantic/Reykjavik")
 
 def normalize(value: str | None) -> str | None:
     """Shopify's locale → ours. Any other language gets English: whoever reads Skilvís in,
-    say, German admin reads English more easily than Icelandic."""
+    say, German admin reads English more easily than Icelandic or Danish."""
     if not value:
         return None
     value = value.strip().lower().replace("_", "-")
     if not value:
         return None
-    return "is" if value.split("-")[0] == "is" else "en"
+    language = value.split("-")[0]
+    return language if language in LANGUAGES else "en"
 
 
 def requested() -> str:
@@ -102,10 +103,17 @@ def init_app(app) -> Babel:
 
 # --- money and dates ---------------------------------------------------------------------
 
-IS_MONTHS = ("jan.", "feb.", "mar.", "apr.", "maí", "jún.", "júl.", "ágú.", "sep.", "okt.", "nóv.", "des.")
+MONTHS = {
+    "is": ("jan.", "feb.", "mar.", "apr.", "maí", "jún.", "júl.", "ágú.", "sep.", "okt.", "nóv.", "des."),
+    # babel's (CLDR's) abbreviated months for da: `1. dec. 2026`, `1. maj 2026`
+    "da": ("jan.", "feb.", "mar.", "apr.", "maj", "jun.", "jul.", "aug.", "sep.", "okt.", "nov.", "dec."),
+}
+# Each language's own krone, written `kr.` after the amount; any other currency by its code.
+KRONE = {"is": "ISK", "da": "DKK"}
 # Babel's grouping and decimal symbols of each language: the list formats an amount per row, and
 # Python's own formatting (half-even rounding, as babel's format_decimal) is ten times quicker.
-SEPARATORS = {"is": {ord(","): ".", ord("."): ","}, "en": {ord(","): ",", ord("."): "."}}
+SEPARATORS = {"is": {ord(","): ".", ord("."): ","}, "en": {ord(","): ",", ord("."): "."},
+              "da": {ord(","): ".", ord("."): ","}}
 
 
 def _grouped(value: Decimal, digits: int, language: str) -> str:
@@ -117,16 +125,18 @@ def _grouped(value: Decimal, digits: int, language: str) -> str:
 
 
 def money(amount, currency: str | None = "ISK", language: str | None = None) -> str:
-    """`5.000 kr.` / `-5.000 kr.` in Icelandic, `ISK 5,000` / `-ISK 5,000` in English."""
+    """`5.000 kr.` / `-5.000 kr.` in Icelandic, `1.234,50 kr.` (DKK) in Danish, `ISK 5,000` /
+    `-ISK 5,000` in English. Babel's da pattern puts a no-break space before `kr.`; a plain one
+    here, as in the Icelandic."""
     if amount is None or amount == "":
         return ""
     language = language or lang()
     currency = (currency or "ISK").upper()
     value = Decimal(str(amount))
     digits = minor_units(currency)
-    if language == "is":
-        number = _grouped(abs(value), digits, "is")
-        text = f"{number} kr." if currency == "ISK" else f"{number} {currency}"
+    if language in KRONE:
+        number = _grouped(abs(value), digits, language)
+        text = f"{number} kr." if currency == KRONE[language] else f"{number} {currency}"
         return f"-{text}" if value < 0 else text
     number = _grouped(abs(value), digits, "en")
     return f"{'-' if value < 0 else ''}{currency} {number}"
@@ -146,22 +156,28 @@ def _local(value) -> datetime | None:
 
 
 def day(value, language: str | None = None) -> str:
-    """`21. nóv. 2026` in Icelandic, `21 Nov 2026` in English."""
+    """`21. nóv. 2026` in Icelandic, `21. nov. 2026` in Danish, `21 Nov 2026` in English."""
     local = _local(value)
     if local is None:
         return ""
-    if (language or lang()) == "is":
-        return f"{local.day}. {IS_MONTHS[local.month - 1]} {local.year}"
+    language = language or lang()
+    if language in MONTHS:
+        return f"{local.day}. {MONTHS[language][local.month - 1]} {local.year}"
     return f"{local.day} {local:%b %Y}"
 
 
 def when(value, language: str | None = None) -> str:
-    """`23. nóv. 2026 kl. 14:05` in Icelandic, `23 Nov 2026, 14:05` in English."""
+    """`23. nóv. 2026 kl. 14:05` in Icelandic, `23. nov. 2026 kl. 14.05` in Danish (a full stop
+    between hours and minutes, as Retskrivningsordbogen and babel's da write the time),
+    `23 Nov 2026, 14:05` in English."""
     local = _local(value)
     if local is None:
         return ""
-    if (language or lang()) == "is":
+    language = language or lang()
+    if language == "is":
         return f"{day(local, 'is')} kl. {local:%H:%M}"
+    if language == "da":
+        return f"{day(local, 'da')} kl. {local:%H.%M}"
     return f"{day(local, 'en')}, {local:%H:%M}"
 
 
@@ -189,7 +205,8 @@ KINDS = {
 
 
 def lines_count(n: int) -> str:
-    """`1 line`, `2 lines`: Icelandic counts 21 and 31 as one (`21 lína`) but 11 as many."""
+    """`1 line`, `2 lines`: Icelandic counts 21 and 31 as one (`21 lína`) but 11 as many; Danish
+    counts as English (`1 linje`, `21 linjer`)."""
     return ngettext("%(num)s line", "%(num)s lines", int(n))
 
 # The reasons the merchant reads (what happened, what to do) live in reasons.py; these names stay

@@ -36,7 +36,27 @@ TRIGGER_TEXT = {
 }
 
 
-def reference(order_name: str, doc_key: str, return_name: str | None, corrects: str | None = None) -> str:
+# A Danish shop's documents (e-conomic, Dinero, Billy) read in Danish; the adapters add their
+# own words for shipping and fees.
+WORDS = {
+    "is": {"refund": "Endurgreiðsla", "correction": "Leiðrétting", "manual": "Handvirk kreditfærsla",
+           "charged": "Greitt", "refunded": "Endurgreitt", "via": "með", "credits": "Kreditfærir reikning nr.",
+           "dated": "dags.", "reason": "Ástæða skila", "note": "Athugasemd"},
+    "da": {"refund": "Refusion", "correction": "Korrektion", "manual": "Manuel kreditering",
+           "charged": "Betalt", "refunded": "Refunderet", "via": "via", "credits": "Krediterer faktura nr.",
+           "dated": "af", "reason": "Returårsag", "note": "Bemærkning"},
+}
+TRIGGER_TEXT_DA = {
+    "return_close": "Kreditnota for returnering {ret} af ordre {order}",
+    "exchange_settled": "Ombytning {ret} af ordre {order}",
+    "refund": "Kreditnota for refusion på ordre {order}",
+    "manual": "Kreditnota oprettet manuelt på ordre {order}",
+    "correction": "Korrektion af refusion på ordre {order}: betalingen til kunden mislykkedes",
+}
+
+
+def reference(order_name: str, doc_key: str, return_name: str | None, corrects: str | None = None,
+              language: str = "is") -> str:
     """C7: the reference names the Shopify order and return, e.g. `#1001 / #1001-R1`, and reads as
     words on the customer's invoice. It must be unique (an invoice whose create had no answer is
     looked up by it), so a refund's own invoice adds the refund (`#1001 / Endurgreiðsla 88`): a
@@ -44,18 +64,20 @@ def reference(order_name: str, doc_key: str, return_name: str | None, corrects: 
     hand-made credit stands where a return would (`#1001 / #1001-H1`, its `return_name`), a
     reopened return's next close names the refund it begins with, and a correction (F3) names
     the invoice it corrects and the refund whose money failed."""
+    words = WORDS[language]
     if corrects:
-        return f"{reference(order_name, corrects, return_name)} / Leiðrétting {doc_key.split('-', 1)[1]}"
+        return (f"{reference(order_name, corrects, return_name, language=language)} / "
+                f"{words['correction']} {doc_key.split('-', 1)[1]}")
     parts = [order_name]
     if return_name:
         parts.append(return_name)
     kind, _, rest = doc_key.partition("-")
     if kind == "refund":
-        parts.append(f"Endurgreiðsla {rest}")
+        parts.append(f"{words['refund']} {rest}")
     elif kind in ("return", "exchange") and "-" in rest:      # return-<id>-<refund id> (R9)
-        parts.append(f"Endurgreiðsla {rest.split('-', 1)[1]}")
+        parts.append(f"{words['refund']} {rest.split('-', 1)[1]}")
     elif kind == "manual" and not return_name:
-        parts.append(f"Handvirk kreditfærsla {rest}")
+        parts.append(f"{words['manual']} {rest}")
     elif kind not in ("return", "exchange", "manual"):
         parts.append(doc_key)
     return " / ".join(parts)
@@ -112,22 +134,32 @@ def gateway_name(gateway: str) -> str:
 
 
 def description(doc: dict, *, order_name: str, original_number: str | None = None,
-                original_date: date | None = None) -> str:
-    """The invoice's text, in Icelandic words: the order and return by their names, never an id
-    of ours or Shopify's."""
-    text = TRIGGER_TEXT[doc["trigger"]].format(ret=doc.get("return_name") or "", order=order_name)
+                original_date: date | None = None, language: str = "is") -> str:
+    """The invoice's text, in the company's language (Icelandic for Payday, Danish for the
+    Danish systems): the order and return by their names, never an id of ours or Shopify's."""
+    words = WORDS[language]
+    texts = TRIGGER_TEXT if language == "is" else TRIGGER_TEXT_DA
+    text = texts[doc["trigger"]].format(ret=doc.get("return_name") or "", order=order_name)
     if doc.get("gateway"):   # C4: which gateway moved the money, and which way
         charged = sum((Decimal(line["amount"]) for line in doc["lines"]), Decimal(0)) > 0
-        text += f". {'Greitt' if charged else 'Endurgreitt'} með {gateway_name(doc['gateway'])}"
+        text += f". {words['charged'] if charged else words['refunded']} {words['via']} {gateway_name(doc['gateway'])}"
     if original_number:
-        text += f". Kreditfærir reikning nr. {original_number}"
+        text += f". {words['credits']} {original_number}"
         if original_date:
-            text += f" dags. {original_date.day}.{original_date.month}.{original_date.year}"
+            text += f" {words['dated']} {original_date.day}.{original_date.month}.{original_date.year}"
     if doc.get("return_reason"):
-        text += f". Ástæða skila: {doc['return_reason'][:200]}"
+        text += f". {words['reason']}: {doc['return_reason'][:200]}"
     if doc.get("note"):
-        text += f". Athugasemd: {doc['note'][:300]}"   # the merchant's reason, as given in Shopify
+        text += f". {words['note']}: {doc['note'][:300]}"   # the merchant's reason, as given in Shopify
     return text[:1024]
+
+
+def note_json(note) -> dict:
+    """What was handed to a Danish system's adapter, kept on the document as Payday's request
+    body is (the case page shows its lines)."""
+    return {"reference": note.reference, "text": note.text, "currency": note.currency, "date": note.date.isoformat(),
+            "lines": [{"description": l.description, "quantity": l.quantity, "amount": str(l.amount),
+                       "vat_rate": str(l.vat_rate), "kind": l.kind} for l in note.lines]}
 
 
 def draft(doc: dict, *, order_name: str, original_number: str | None = None, original_date: date | None = None,

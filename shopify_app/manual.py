@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Mapping
 
-from . import db, documents, invoicing, orders, timeline
+from . import db, decision, documents, invoicing, orders, shop_settings, timeline
 from .decision import (ITEM, SHIPPING, Line, Plan, UnsupportedVat, listed_gross, refunded_quantities,
                        refunded_shipping, vat_rate)
 from .facts import Order
@@ -162,7 +162,8 @@ def proposal(conn, shop_id: int, order_row: dict, order: Order, picks: Mapping[s
              token: str, keeps_stock: bool = False) -> Proposal:
     """The plan of this form and the invoice it makes, with the name and reference it would be
     claimed under now: the one source of the preview and of what create claims."""
-    plan = build(order, picks, shipping, token, hand_credits(order_row["id"], token, conn))
+    with decision.booking_rates(shop_settings.load(shop_id, conn).vat_rates):
+        plan = build(order, picks, shipping, token, hand_credits(order_row["id"], token, conn))
     count = conn.execute("SELECT count(*) AS n FROM cases WHERE order_id = %s AND kind = 'manual'",
                          (order_row["id"],)).fetchone()["n"]
     label = f"{order.name}-H{count + 1}"

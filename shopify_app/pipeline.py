@@ -72,8 +72,9 @@ def run_pass(order_id: int, admin: AdminClient) -> bool:
     buyer = order_facts.customer
     blocked = settings.holds_back(customer_withheld=buyer.withheld)
     with db.transaction() as conn:
-        result = decision.decide(order_facts, documents.coverage(conn, order_id), settings.invoices_from,
-                                 documents.reopened(conn, order_id))
+        with decision.booking_rates(settings.vat_rates):
+            result = decision.decide(order_facts, documents.coverage(conn, order_id), settings.invoices_from,
+                                     documents.reopened(conn, order_id))
         # The buyer is kept only on an order with a return or refund to show (the merchant finds
         # it by name), and never again on an order whose customer Shopify asked us to forget.
         keep = bool(result.cases) and order["redacted_at"] is None

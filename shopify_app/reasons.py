@@ -105,6 +105,13 @@ TABLE: dict[str, Reason] = {
     "automatic_processing_off": Reason(
         lazy_gettext("Automatic processing is off"),
         lazy_gettext("Turn it on in Settings, or create the credit invoice by hand"), SETTINGS),
+    "accounting_not_connected": Reason(
+        lazy_gettext("The accounting system is not connected"),
+        lazy_gettext("Connect it in Settings; Skilvís then makes the credit note by itself"), SETTINGS),
+    "unbookable_vat_rate": Reason(
+        lazy_gettext("VAT of %(rate)s%% on “%(item)s” has no product or account for it in Settings"),
+        lazy_gettext("Map %(rate)s%% to a product or account under Settings (mapped now: %(rates)s), or correct the "
+                     "VAT of “%(item)s” in Shopify, then press Retry"), SETTINGS, retry=True),
     "payday_not_connected": Reason(
         lazy_gettext("Payday is not connected"),
         lazy_gettext("Connect Payday in Settings; Skilvís then makes the credit invoice by itself"), SETTINGS),
@@ -266,6 +273,7 @@ def _params(params: dict) -> dict:
         out["when"] = i18n.when(out["next_attempt_at"])
     out.setdefault("when", "")
     out.setdefault("error", "")
+    out.setdefault("rates", "–")
     return out
 
 

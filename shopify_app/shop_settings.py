@@ -3,6 +3,7 @@ gateway → Payday payment type mapping, e-mail, kennitala and automatic process
 and the moment automatic invoicing begins."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,21 +34,46 @@ class ShopSettings:
     # Payday keeps stock for the shop's products (by sku): exchange items go out with their sku
     # and returned items are put back by a product movement (stock.py).
     payday_keeps_stock: bool = False
+    # The shop's accounting system (accounting.SYSTEMS) and, for a Danish one, its credentials
+    # and the merchant's mappings (shopify_app/accounting/<system>.py lists the keys).
+    accounting: str = "payday"
+    accounting_config: dict = field(default_factory=dict, repr=False)
 
     @property
     def payday_connected(self) -> bool:
         return bool(self.payday_client_id and self.payday_client_secret)
 
+    @property
+    def default_customer(self) -> str | None:
+        """Whom a document goes to while Shopify withholds the buyer: the system's own customer."""
+        if self.accounting == "payday":
+            return self.payday_default_customer_id
+        return self.accounting_config.get(DEFAULT_CUSTOMER_KEYS[self.accounting])
+
+    @property
+    def vat_rates(self) -> frozenset:
+        """The VAT rates the chosen system can book as this shop is set up (D3)."""
+        from . import accounting
+        return accounting.bookable_rates(self.accounting, self.accounting_config)
+
+    @property
+    def connected(self) -> bool:
+        """The chosen system has what it needs to log in."""
+        if self.accounting == "payday":
+            return self.payday_connected
+        from . import accounting
+        return accounting.has_credentials(self.accounting, self.accounting_config)
+
     def holds_back(self, customer_withheld: bool = False) -> str | None:
         """Why these settings keep a wanted credit invoice from being made (a reason code), or
         None. Automatic processing needs Payday; a buyer Shopify withholds needs the default customer."""
-        if not self.payday_connected:
-            return "payday_not_connected"
+        if not self.connected:
+            return "payday_not_connected" if self.accounting == "payday" else "accounting_not_connected"
         if not self.auto_process:
             return "automatic_processing_off"
         if self.payday_app == "credits_on":
             return "payday_app_credits"   # its credit invoice and ours: one return credited twice
-        if customer_withheld and not self.payday_default_customer_id:
+        if customer_withheld and not self.default_customer:
             return "default_customer_missing"
         return None
 
@@ -69,13 +95,14 @@ def load(shop_id: int, conn=None) -> ShopSettings:
         auto_process=row["auto_process"], invoices_from=row["starts"],
         payday_default_customer_id=row["payday_default_customer_id"],
         payday_default_customer_name=row["payday_default_customer_name"], payday_app=row["payday_app"],
-        payday_keeps_stock=row["payday_keeps_stock"],
+        payday_keeps_stock=row["payday_keeps_stock"], accounting=row["accounting"],
+        accounting_config=json.loads(crypto.decrypt(row["accounting_config_enc"]) or "{}"),
     )
 
 
 _FIELDS = ("payday_client_id", "payday_client_secret", "payday_environment", "payment_types", "send_email",
            "kennitala_from_company", "auto_process", "invoices_from", "payday_default_customer_id",
-           "payday_default_customer_name", "payday_app", "payday_keeps_stock")
+           "payday_default_customer_name", "payday_app", "payday_keeps_stock", "accounting", "accounting_config")
 
 
 def save(shop_id: int, **changes) -> ShopSettings:
@@ -90,8 +117,11 @@ def save(shop_id: int, **changes) -> ShopSettings:
         raise ValueError("payday_app is one of " + ", ".join(PAYDAY_APP_ANSWERS))
     if merged["payday_environment"] not in ("production", "test"):
         raise ValueError("payday_environment is production or test")
-    if merged["auto_process"] and not (merged["payday_client_id"] and merged["payday_client_secret"]):
-        raise ValueError("automatic processing needs a Payday connection first")
+    if merged["accounting"] not in SYSTEMS:
+        raise ValueError("accounting is one of " + ", ".join(SYSTEMS))
+    if merged["auto_process"] and not ShopSettings(shop_id, **merged).connected:
+        raise ValueError("automatic processing needs a Payday connection first" if merged["accounting"] == "payday"
+                         else "automatic processing needs a connection to the accounting system first")
     if merged["invoices_from"] is not None and merged["invoices_from"].tzinfo is None:
         raise ValueError("invoices_from needs a time zone")
     with db.transaction() as conn:
@@ -99,11 +129,11 @@ def save(shop_id: int, **changes) -> ShopSettings:
             """INSERT INTO shop_settings (shop_id, payday_client_id, payday_client_secret_enc, payday_environment,
                                           payment_types, send_email, kennitala_from_company, auto_process,
                                           invoices_from, payday_default_customer_id, payday_default_customer_name,
-                                          payday_app, payday_keeps_stock)
+                                          payday_app, payday_keeps_stock, accounting, accounting_config_enc)
                VALUES (%(shop_id)s, %(payday_client_id)s, %(secret)s, %(payday_environment)s, %(payment_types)s,
                        %(send_email)s, %(kennitala_from_company)s, %(auto_process)s, %(invoices_from)s,
                        %(payday_default_customer_id)s, %(payday_default_customer_name)s, %(payday_app)s,
-                       %(payday_keeps_stock)s)
+                       %(payday_keeps_stock)s, %(accounting)s, %(config)s)
                ON CONFLICT (shop_id) DO UPDATE SET
                    payday_client_id = EXCLUDED.payday_client_id,
                    payday_client_secret_enc = EXCLUDED.payday_client_secret_enc,
@@ -114,9 +144,11 @@ def save(shop_id: int, **changes) -> ShopSettings:
                    payday_default_customer_id = EXCLUDED.payday_default_customer_id,
                    payday_default_customer_name = EXCLUDED.payday_default_customer_name,
                    payday_app = EXCLUDED.payday_app, payday_keeps_stock = EXCLUDED.payday_keeps_stock,
+                   accounting = EXCLUDED.accounting, accounting_config_enc = EXCLUDED.accounting_config_enc,
                    updated_at = now()""",
             {**merged, "shop_id": shop_id, "secret": crypto.encrypt(merged["payday_client_secret"]),
-             "payment_types": Jsonb(merged["payment_types"])},
+             "payment_types": Jsonb(merged["payment_types"]),
+             "config": crypto.encrypt(json.dumps(merged["accounting_config"])) if merged["accounting_config"] else None},
         )
         if moves_start_back(current, ShopSettings(shop_id, **merged)):
             from . import reconcile
@@ -127,8 +159,11 @@ def save(shop_id: int, **changes) -> ShopSettings:
 
 
 # The reasons a case waits for the settings rather than for Shopify or Payday.
-WAITING_FOR_SETTINGS = ("automatic_processing_off", "payday_not_connected", "default_customer_missing",
-                        "payday_app_credits")
+WAITING_FOR_SETTINGS = ("automatic_processing_off", "payday_not_connected", "accounting_not_connected",
+                        "default_customer_missing", "payday_app_credits")
+SYSTEMS = ("payday", "economic", "dinero", "billy")   # accounting.SYSTEMS (not imported: it imports us late)
+DEFAULT_CUSTOMER_KEYS = {"economic": "default_customer_number", "dinero": "default_contact_guid",
+                         "billy": "default_contact_id"}
 PAYDAY_APP_ANSWERS = ("unknown", "not_installed", "credits_off", "credits_on")
 
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from flask_babel import lazy_gettext, ngettext
 
-from . import i18n, timeline
+from . import accounting, i18n, timeline
 from .documents import MAX_ATTEMPTS
 
 # --- what the pipeline notes ------------------------------------------------------------------
@@ -231,6 +231,7 @@ DOCUMENT_TEXT = {
 }
 PAID_BACK = (lazy_gettext("Recorded in Payday as paid back %(to)s"), lazy_gettext("Recorded in Payday as paid back"))
 PAID = lazy_gettext("Recorded in Payday as paid")
+BOOKED_ELSEWHERE = lazy_gettext("%(document)s booked in %(system)s")
 
 OTHER_TEXT = {
     "status": lazy_gettext("Status: %(from)s → %(to)s"),
@@ -333,6 +334,8 @@ def _document_text(kind: str, detail: dict, currency: str) -> str:
     if kind == "payday_error" and detail.get("kind") == "transient" and int(detail.get("attempt") or 0) < MAX_ATTEMPTS:
         kind = "payday_retrying"   # the last attempt's row says it failed for good
     total = i18n.money(doc.get("total") if doc.get("total") is not None else detail.get("total") or "0", currency)
+    if kind == "payday_invoice_created" and detail.get("system", "payday") != "payday":
+        return _format(BOOKED_ELSEWHERE, document=name, system=accounting.NAMES.get(detail["system"], detail["system"]))
     return _format(DOCUMENT_TEXT[kind], document=name, total=total, error=error)
 
 

@@ -250,6 +250,29 @@
       select.querySelectorAll("s-option").forEach(function (o) { if (o.getAttribute("value") === chosen) o.setAttribute("selected", ""); });
       return select;
     };
+    // The accounting system: each system's own section shows while it is chosen.
+    const systemConfig = function (system) {
+      const config = {};
+      settingsForm.querySelectorAll('[data-system="' + system + '"] [data-config-key]').forEach(function (field) {
+        config[field.dataset.configKey] = field.value || "";
+      });
+      return config;
+    };
+    $("accounting").addEventListener("change", function () {
+      const chosen = $("accounting").value;
+      settingsForm.querySelectorAll("[data-system]:not([data-action])").forEach(function (part) {
+        part.hidden = part.dataset.system !== chosen;
+      });
+    });
+    settingsForm.addEventListener("click", async function (event) {
+      const button = event.target.closest("[data-action=test-system]");
+      if (!button) return;
+      const result = button.parentElement.querySelector("[data-testid=system-result]");
+      result.textContent = "…";
+      const data = await api("/api/settings/test-connection", { method: "POST",
+        body: { accounting: button.dataset.system, accounting_config: systemConfig(button.dataset.system) } });
+      setMessage(result, data);
+    });
     $("test-connection").addEventListener("click", async function () {
       const result = $("connection-result");
       result.textContent = "…";
@@ -322,6 +345,8 @@
       });
       const paydayApp = ($("payday-app").values || [])[0];
       if (paydayApp) body.payday_app = paydayApp;
+      body.accounting = $("accounting").value;
+      if (body.accounting !== "payday") body.accounting_config = systemConfig(body.accounting);
       const data = await api("/api/settings", { method: "POST", body: body });
       setMessage($("settings-message"), data);
       toast(data.message, !data.ok);

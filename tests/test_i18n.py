@@ -1,6 +1,6 @@
-"""Both languages complete: every catalog entry translated, every message in the code in the
-catalogs, every reason the code can put before the merchant rendered in both; money and dates
-as people write them."""
+"""Every language complete (Icelandic, English, Danish): every catalog entry translated, every
+message in the code in the catalogs, every reason the code can put before the merchant rendered in
+each; money and dates as people write them."""
 from __future__ import annotations
 
 import re
@@ -53,12 +53,13 @@ def test_every_entry_is_translated_and_none_is_fuzzy(lang):
 
 
 @pytest.mark.parametrize("lang,rule", [("is", "nplurals=2; plural=(n%10!=1 || n%100==11);"),
-                                       ("en", "nplurals=2; plural=(n != 1);")])
+                                       ("en", "nplurals=2; plural=(n != 1);"),
+                                       ("da", "nplurals=2; plural=(n != 1);")])
 def test_each_catalog_counts_by_its_languages_plural_rule(lang, rule):
     assert catalog(lang).plural_forms == rule
 
 
-def test_every_message_in_the_code_is_in_both_catalogs():
+def test_every_message_in_the_code_is_in_every_catalog():
     method_map = [("shopify_app/**.py", "python"), ("templates/*.html", "jinja2")]
     keywords = {"_": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2), "lazy_ngettext": (1, 2)}
     found = {forms(msg[2])[0] for msg in extract_from_dir(str(ROOT), method_map, keywords=keywords)}
@@ -108,7 +109,7 @@ def reason_codes_in_the_code() -> set[str]:
     return codes
 
 
-def test_every_reason_the_code_can_emit_exists_in_both_languages(app):
+def test_every_reason_the_code_can_emit_exists_in_every_language(app):
     codes = reason_codes_in_the_code()
     assert {"waiting_for_close", "customer_owes", "refund_pending", "payment_pending", "refund_owed",
             "nothing_refunded", "refund_failed", "return_declined", "return_canceled", "unsupported_vat_rate",
@@ -127,7 +128,8 @@ def test_every_reason_the_code_can_emit_exists_in_both_languages(app):
                 with force_locale(lang):
                     texts[lang] = i18n.reason_text({"code": code, "params": params})
         assert texts["is"] and texts["en"] and texts["is"] != texts["en"], code
-        assert "%(" not in texts["is"] + texts["en"], code
+        assert texts["da"] and texts["da"] not in (texts["is"], texts["en"]), code
+        assert "%(" not in "".join(texts.values()), code
     with app.test_request_context():
         with force_locale("is"):
             assert i18n.reason_text({"code": "customer_owes", "params": params}) == \
@@ -139,6 +141,13 @@ def test_every_reason_the_code_can_emit_exists_in_both_languages(app):
             # Payday's technical words are folded away for support (reasons.explain's detail).
             assert i18n.reason_text({"code": "payday_transient", "params": params}) == \
                 "Payday did not answer, even after many attempts over several hours"
+        with force_locale("da"):
+            dkk = {**params, "amount": "1234.5", "currency": "DKK"}
+            assert i18n.reason_text({"code": "customer_owes", "params": dkk}) == \
+                "Venter på, at kunden betaler 1.234,50 kr."
+            assert i18n.reason_text({"code": "unsupported_vat_rate", "params": params}) == \
+                "25.5 % moms på »Krús« er ikke en momssats, som Payday accepterer (0, 11 eller 24 %)"
+            assert "den 23. nov. 2026 kl. 14.05" in i18n.reason_text({"code": "retrying", "params": params})
 
 
 def test_stored_errors_read_in_the_merchants_language_and_unknown_ones_as_they_are(app):
@@ -150,29 +159,53 @@ def test_stored_errors_read_in_the_merchants_language_and_unknown_ones_as_they_a
             assert i18n.error_text("Viðskiptavinur er ekki til") == "Viðskiptavinur er ekki til"
 
 
-@pytest.mark.parametrize("amount,currency,is_text,en_text", [
-    ("5000", "ISK", "5.000 kr.", "ISK 5,000"),
-    ("-5000", "ISK", "-5.000 kr.", "-ISK 5,000"),
-    ("1234567", "ISK", "1.234.567 kr.", "ISK 1,234,567"),
-    ("0", "ISK", "0 kr.", "ISK 0"),
-    ("-1990.00", "ISK", "-1.990 kr.", "-ISK 1,990"),
-    ("12.5", "EUR", "12,50 EUR", "EUR 12.50"),
+@pytest.mark.parametrize("amount,currency,is_text,en_text,da_text", [
+    ("5000", "ISK", "5.000 kr.", "ISK 5,000", "5.000 ISK"),
+    ("-5000", "ISK", "-5.000 kr.", "-ISK 5,000", "-5.000 ISK"),
+    ("1234567", "ISK", "1.234.567 kr.", "ISK 1,234,567", "1.234.567 ISK"),
+    ("0", "ISK", "0 kr.", "ISK 0", "0 ISK"),
+    ("-1990.00", "ISK", "-1.990 kr.", "-ISK 1,990", "-1.990 ISK"),
+    ("12.5", "EUR", "12,50 EUR", "EUR 12.50", "12,50 EUR"),
+    ("1234.5", "DKK", "1.234,50 DKK", "DKK 1,234.50", "1.234,50 kr."),
+    ("-1234.5", "DKK", "-1.234,50 DKK", "-DKK 1,234.50", "-1.234,50 kr."),
+    ("1234567.005", "DKK", "1.234.567,00 DKK", "DKK 1,234,567.00", "1.234.567,00 kr."),
+    ("0", "DKK", "0,00 DKK", "DKK 0.00", "0,00 kr."),
 ])
-def test_money_in_both_languages(amount, currency, is_text, en_text):
+def test_money_in_each_language_with_kr_for_the_languages_own_krone(amount, currency, is_text, en_text, da_text):
     assert i18n.money(Decimal(amount), currency, "is") == is_text
     assert i18n.money(Decimal(amount), currency, "en") == en_text
+    assert i18n.money(Decimal(amount), currency, "da") == da_text
 
 
-def test_dates_in_both_languages():
+def test_danish_money_groups_and_rounds_as_babels_da_locale():
+    from babel.numbers import format_decimal
+    for amount in ("0.005", "0.015", "999.995", "1234567.125", "12"):
+        expect = format_decimal(Decimal(amount), format="#,##0.00", locale="da")
+        assert i18n.money(Decimal(amount), "DKK", "da") == f"{expect} kr."
+
+
+def test_dates_in_each_language():
     moment = datetime(2026, 11, 23, 14, 5, tzinfo=timezone.utc)
     assert i18n.when(moment, "is") == "23. nóv. 2026 kl. 14:05"
     assert i18n.when(moment, "en") == "23 Nov 2026, 14:05"
+    assert i18n.when(moment, "da") == "23. nov. 2026 kl. 14.05"
     assert i18n.when(datetime(2026, 5, 1, 9, 0, tzinfo=timezone.utc), "is") == "1. maí 2026 kl. 09:00"
-    assert (i18n.day(moment, "is"), i18n.day(moment, "en")) == ("23. nóv. 2026", "23 Nov 2026")
+    assert i18n.when(datetime(2026, 5, 1, 9, 0, tzinfo=timezone.utc), "da") == "1. maj 2026 kl. 09.00"
+    assert i18n.day(datetime(2026, 12, 1, 14, 5, tzinfo=timezone.utc), "da") == "1. dec. 2026"
+    assert (i18n.day(moment, "is"), i18n.day(moment, "en"), i18n.day(moment, "da")) == \
+        ("23. nóv. 2026", "23 Nov 2026", "23. nov. 2026")
+
+
+def test_danish_months_are_babels_abbreviated_da_months():
+    from babel.dates import format_date
+    for month in range(1, 13):
+        moment = datetime(2026, month, 15, 12, 0, tzinfo=timezone.utc)
+        assert i18n.day(moment, "da") == format_date(moment, "d. MMM y", locale="da")
 
 
 @pytest.mark.parametrize("value,expect", [
     ("is", "is"), ("is-IS", "is"), ("IS_is", "is"), ("en", "en"), ("en-US", "en"), ("de-DE", "en"),
+    ("da", "da"), ("da-DK", "da"), ("DA_dk", "da"), ("nb-NO", "en"), ("sv-SE", "en"), ("fo", "en"),
     ("", None), (None, None),
 ])
 def test_shopify_locale_parameter(value, expect):

@@ -1,7 +1,10 @@
 """The language is the person's, not the shop's: each request says its own (Shopify's `locale` on a
 document load, the page's X-Skilvis-Locale header on its fetches, else Accept-Language, else
-Icelandic), nothing about it is stored on the shop, and counts read right in both languages."""
+Icelandic), nothing about it is stored on the shop, and counts read right in every language
+(Icelandic, English, Danish)."""
 from __future__ import annotations
+
+import re
 
 import pytest
 from flask import Flask, render_template_string
@@ -28,16 +31,20 @@ def test_an_english_users_fetch_after_an_icelandic_colleagues_page_load_answers_
     assert ">Retry<" in html and "Reyna aftur" not in html
 
 
-@pytest.mark.parametrize("language,retry", [("is", ">Reyna aftur<"), ("en", ">Retry<")])
-def test_the_pages_header_decides_a_fetchs_language(client, two_shops, language, retry):
+RETRY = {"is": ">Reyna aftur<", "en": ">Retry<", "da": ">Prøv igen<"}
+
+
+@pytest.mark.parametrize("language", sorted(RETRY))
+def test_the_pages_header_decides_a_fetchs_language(client, two_shops, language):
     failed = two_shops["cases"]["failed"]["id"]
-    other = ">Retry<" if language == "is" else ">Reyna aftur<"
-    for browser in ("is-IS,is;q=0.9", "en-US,en;q=0.9"):   # whatever the browser prefers
+    for browser in ("is-IS,is;q=0.9", "en-US,en;q=0.9", "da-DK,da;q=0.9"):   # whatever the browser prefers
         html = rows(client, failed, **{"X-Skilvis-Locale": language, "Accept-Language": browser})
-        assert retry in html and other not in html
+        assert RETRY[language] in html
+        assert not [text for other, text in RETRY.items() if other != language and text in html]
 
 
-@pytest.mark.parametrize("locale,badge", [("en-US", "Needs attention"), ("is-IS", "Þarfnast athugunar")])
+@pytest.mark.parametrize("locale,badge", [("en-US", "Needs attention"), ("is-IS", "Þarfnast athugunar"),
+                                          ("da-DK", "Kræver handling"), ("da", "Kræver handling")])
 def test_shopifys_locale_parameter_decides_a_page_loads_language(client, two_shops, locale, badge):
     other = "en" if locale.startswith("is") else "is"
     resp = client.get("/", query_string={"embedded": "1", "shop": SHOP, "id_token": id_token(SHOP), "locale": locale},
@@ -73,6 +80,12 @@ def bare_app():
     ({}, {"Accept-Language": "en-US,is;q=0.9"}, "en"),
     ({}, {"Accept-Language": "de-DE"}, "is"),
     ({}, {}, "is"),
+    ({"locale": "da"}, {"X-Skilvis-Locale": "is", "Accept-Language": "is"}, "da"),
+    ({"locale": "da-DK"}, {}, "da"),
+    ({"locale": "nb-NO"}, {"Accept-Language": "da-DK"}, "en"),   # Norwegian admin: English, as any other
+    ({}, {"X-Skilvis-Locale": "da", "Accept-Language": "en-US"}, "da"),
+    ({}, {"Accept-Language": "da-DK,da;q=0.9,en;q=0.8"}, "da"),
+    ({}, {"Accept-Language": "de-DE,da;q=0.9,is;q=0.8"}, "da"),
 ])
 def test_the_request_says_its_language_locale_then_header_then_browser_then_icelandic(bare_app, query, headers, expect):
     with bare_app.test_request_context("/", query_string=query, headers=headers):
@@ -80,14 +93,23 @@ def test_the_request_says_its_language_locale_then_header_then_browser_then_icel
         assert i18n.lang() == expect
 
 
-@pytest.mark.parametrize("n,is_text,en_text", [
-    (1, "1 lína", "1 line"), (2, "2 línur", "2 lines"), (11, "11 línur", "11 lines"),
-    (21, "21 lína", "21 lines"), (111, "111 línur", "111 lines"), (0, "0 línur", "0 lines"),
+@pytest.mark.parametrize("n,is_text,en_text,da_text", [
+    (1, "1 lína", "1 line", "1 linje"), (2, "2 línur", "2 lines", "2 linjer"), (11, "11 línur", "11 lines", "11 linjer"),
+    (21, "21 lína", "21 lines", "21 linjer"), (111, "111 línur", "111 lines", "111 linjer"),
+    (0, "0 línur", "0 lines", "0 linjer"),
 ])
-def test_counts_take_the_plural_form_of_each_language(bare_app, n, is_text, en_text):
+def test_counts_take_the_plural_form_of_each_language(bare_app, n, is_text, en_text, da_text):
     template = "{{ ngettext('%(num)s line', '%(num)s lines', n) }}"
     with bare_app.test_request_context("/"):
-        for language, text in (("is", is_text), ("en", en_text)):
+        for language, text in (("is", is_text), ("en", en_text), ("da", da_text)):
             with force_locale(language):
                 assert i18n.lines_count(n) == text
                 assert render_template_string(template, n=n) == text   # the templates' ngettext
+
+
+def test_a_danish_page_load_writes_money_and_dates_the_danish_way(client, two_shops):
+    html = page(client, "/", locale="da-DK").get_data(as_text=True)
+    assert 'lang="da"' in html and "Kræver handling" in html
+    assert "-5.000 ISK" in html   # an Icelandic shop's krónur: `kr.` is the Danish krone
+    assert re.search(r"23\. nov\. 2026 kl\. 14\.\d\d<", html)
+    assert "Reyna aftur" not in html and ">Retry<" not in html

@@ -20,7 +20,15 @@ import requests
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 
 from .. import db, orders, reconcile, shops
-from .demo import SHOP, SHOP_NAME
+from .demo import DK_SHOP, DK_SHOP_NAME, SHOP, SHOP_NAME
+
+# The demo shops the panel shows: the Icelandic one on Payday, the Danish one on Dinero.
+SHOPS = {SHOP: SHOP_NAME, DK_SHOP: DK_SHOP_NAME}
+
+
+def _shop() -> str:
+    chosen = request.values.get("shop")
+    return chosen if chosen in SHOPS else SHOP
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 
@@ -45,11 +53,22 @@ TEXT = {
         "done": "Done: {what}", "refused": "Shopify refused: {error}", "still": "Skilvís is still working on it.",
         "outstanding": "Outstanding", "pending": "Pending", "returns": "Returns", "no_returns": "No returns",
     },
+    "da": {
+        "title": "Skilvís – testmiljø", "admin": "Shopify-administrator (simuleret)", "orders": "Ordrer",
+        "intro": "Gør det, som en butiksejer gør i Shopify, og se status skifte i Skilvís.",
+        "open": "Godkend returnering", "decline": "Afvis returnering", "close": "Luk returnering",
+        "reopen": "Genåbn returnering", "refund_return": "Refundér returnering", "new_return": "Ny returnering (1 stk.)",
+        "refund": "Refundér uden returnering (1 stk.)",
+        "pay": "Kunden betaler {amount}", "settle": "Betalingen gennemføres", "settle_fail": "Betalingen mislykkes",
+        "done": "Udført: {what}", "refused": "Shopify afviste: {error}", "still": "Skilvís arbejder stadig på det.",
+        "outstanding": "Udestående", "pending": "Afventer", "returns": "Returneringer", "no_returns": "Ingen returneringer",
+    },
 }
 
 
 def _locale() -> str:
-    return "en" if request.values.get("locale") == "en" else "is"
+    asked = request.values.get("locale")
+    return asked if asked in TEXT else "is"
 
 
 def _control(method: str, path: str, **kwargs):
@@ -120,15 +139,16 @@ def _actions(order: dict, t: dict) -> tuple[list, list]:
 def panel():
     locale = _locale()
     t = TEXT[locale]
-    listed = _control("GET", f"/shops/{SHOP}/orders").json()
+    shop = _shop()
+    listed = _control("GET", f"/shops/{shop}/orders").json()
     shown = []
     for summary in sorted(listed, key=lambda o: o["name"]):
-        order = _control("GET", f"/shops/{SHOP}/orders/{summary['id']}/details").json()
+        order = _control("GET", f"/shops/{shop}/orders/{summary['id']}/details").json()
         per_return, acts = _actions(order, t)
         shown.append({"order": order, "summary": summary, "returns": per_return, "actions": acts})
     other = "en" if locale == "is" else "is"
-    return render_template("sandbox/panel.html", t=t, locale=locale, other=other, shop=SHOP, shop_name=SHOP_NAME,
-                           orders=shown, frame_src=_frame_url(request.args.get("frame", "/"), SHOP, locale),
+    return render_template("sandbox/panel.html", t=t, locale=locale, other=other, shop=shop, shop_name=SHOPS[shop],
+                           shops=SHOPS, orders=shown, frame_src=_frame_url(request.args.get("frame", "/"), shop, locale),
                            frame_path=request.args.get("frame", "/"), said=request.args.get("said"),
                            money=_money, json=json)
 
@@ -142,33 +162,35 @@ def act():
         step = json.loads(request.form["step"])
     except (KeyError, ValueError):
         abort(400, "order_id and step are required")
-    resp = _control("POST", f"/shops/{SHOP}/orders/{order_id}/steps", json=step)
+    shop_domain = _shop()
+    resp = _control("POST", f"/shops/{shop_domain}/orders/{order_id}/steps", json=step)
     if resp.status_code != 200:
         said = t["refused"].format(error=resp.json().get("error", resp.text))
     else:
         _control("POST", "/deliver", json={}).raise_for_status()
         # What production's 10-minute reconciliation would find (a payment settling in place
         # sends no webhook Skilvís subscribes to), found now: the sandbox has no time to wait.
-        shop = shops.get(SHOP)
+        shop = shops.get(shop_domain)
         if shop:
             reconcile.reconcile_shop(shop["id"])
         said = t["done"].format(what=request.form.get("label", step.get("do")))
-        if not _wait_until_settled(order_id):
+        if not _wait_until_settled(shop_domain, order_id):
             said += " " + t["still"]
     frame = request.form.get("frame") or "/"
-    return redirect(url_for("sandbox.panel", locale=locale, said=said, frame=frame))
+    return redirect(url_for("sandbox.panel", locale=locale, said=said, frame=frame,
+                            shop=shop_domain if shop_domain != SHOP else None))
 
 
-def _wait_until_settled(legacy_id: int) -> bool:
+def _wait_until_settled(domain: str, legacy_id: int) -> bool:
     """True once every delivered webhook is processed and the order's work is done."""
     deadline = time.monotonic() + SETTLE_WAIT
     while time.monotonic() < deadline:
         with db.transaction() as conn:
             received = conn.execute("SELECT count(*) AS n FROM webhook_events WHERE shop_domain = %s AND status = 'received'",
-                                    (SHOP,)).fetchone()["n"]
+                                    (domain,)).fetchone()["n"]
             dirty = conn.execute(f"""SELECT count(*) AS n FROM orders o JOIN shops s ON s.id = o.shop_id
                                      WHERE s.domain = %s AND o.legacy_id = %s AND {orders.DIRTY}""",
-                                 (SHOP, legacy_id)).fetchone()["n"]
+                                 (domain, legacy_id)).fetchone()["n"]
         if not received and not dirty:
             return True
         time.sleep(0.15)

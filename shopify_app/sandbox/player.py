@@ -1,15 +1,19 @@
 """The scenario player (../shared/scenarios/README.md): plays a story of one order through the
 real system — the Shopify stand-in changes the order and sends its signed webhooks over HTTP to
-the app's real endpoint, real RQ workers do the work — and reads back what Payday holds."""
+the app's real endpoint, real RQ workers do the work — and reads back what the shop's accounting
+system holds: Payday, or (`"shop": {"accounting": "economic" | "dinero" | "billy"}`) the stand-in
+of a Danish system (sandbox/danish.py)."""
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 from decimal import Decimal
 
 import requests
 from .. import db, dispatch, events, reconcile, shop_settings, shops
 from ..money import to_money
+from . import danish
 from .payday_standin import PaydayStandin
 from .shopify_standin import ShopifyStandin
 
@@ -41,6 +45,9 @@ def check(scenario) -> None:
     for n, step in enumerate(scenario["steps"], 1):
         if not isinstance(step, dict) or step.get("do") not in VERBS:
             raise ScenarioError(f"step {n}: 'do' must be one of {', '.join(sorted(VERBS))}")
+    accounting = (scenario.get("shop") or {}).get("accounting", "payday")
+    if accounting not in ("payday",) + danish.SYSTEMS:
+        raise ScenarioError(f"shop.accounting is one of payday, {', '.join(danish.SYSTEMS)}")
     delivery = scenario.get("delivery") or {}
     if not 0 <= float(delivery.get("drop", 0)) < 1 or int(delivery.get("duplicate", 1)) < 1:
         raise ScenarioError("delivery: duplicate ≥ 1 and 0 ≤ drop < 1")
@@ -48,10 +55,20 @@ def check(scenario) -> None:
 
 @dataclass
 class System:
-    """The running system the player drives."""
+    """The running system the player drives; the Danish systems' stand-ins where started."""
     app_url: str
     shopify: ShopifyStandin
     payday: PaydayStandin
+    economic: Any = None
+    dinero: Any = None
+    billy: Any = None
+
+    def books(self, accounting: str):
+        """The stand-in of the shop's accounting system."""
+        standin = getattr(self, accounting)
+        if standin is None:
+            raise RuntimeError(f"the {accounting} stand-in is not running")
+        return standin
 
 
 def run_worker_until_idle(connection=None) -> None:
@@ -66,10 +83,11 @@ DEFAULT_CUSTOMER = {"name": "Staðgreiðsluviðskiptavinur"}
 
 def install_shop(system: System, *, currency: str, taxes_included: bool, gateways,
                  protected_customer_data: bool = True, domain: str = SHOP,
-                 payday_client: tuple[str, str] = PAYDAY_CLIENT) -> int:
+                 payday_client: tuple[str, str] = PAYDAY_CLIENT, accounting: str = "payday") -> int:
     """Install the shop the way Shopify does (an embedded load whose ID token is exchanged),
     then connect it to the Payday stand-in with a payment type for each gateway and the cash
-    customer that invoices go to when Shopify withholds the buyer's details."""
+    customer that invoices go to when Shopify withholds the buyer's details; or, for a Danish
+    system, set its company up in the stand-in (danish.set_up) and connect the shop to it."""
     store = system.shopify.store
     if domain not in store.shops:
         store.create_shop(domain, currency=currency, taxes_included=taxes_included)
@@ -80,6 +98,13 @@ def install_shop(system: System, *, currency: str, taxes_included: bool, gateway
                                                       "id_token": system.shopify.id_token(domain)}, timeout=30)
     resp.raise_for_status()
     shop_id = shops.get(domain)["id"]
+    if accounting != "payday":
+        danish.point_env({accounting: system.books(accounting)})
+        config = danish.set_up(accounting, system.books(accounting), gateways=sorted(set(gateways)),
+                               currencies=sorted({"DKK", currency}))
+        shop_settings.save(shop_id, accounting=accounting, accounting_config=config, send_email=False,
+                           auto_process=True)
+        return shop_id
     client_id, secret = payday_client
     system.payday.add_client(client_id, secret)
     mapping = {gateway: system.payday.add_payment_type(f"Shopify: {gateway}", client_id=client_id)["id"]
@@ -103,12 +128,20 @@ class Player:
         delivery = scenario.get("delivery") or {}
         rng = random.Random(delivery.get("seed", 1))
         gateway = (scenario["order"].get("payment") or {}).get("gateway", "shopify_payments")
+        accounting = self.accounting = shop_spec.get("accounting", "payday")
+        taxes_included = shop_spec.get("taxes_included", True)
         self.system.payday.configure(scenario.get("payday") or {})   # how unconfirmed Payday behaves
-        shop_id = install_shop(self.system, currency=currency, taxes_included=shop_spec.get("taxes_included", True),
-                               gateways=[gateway],
+        if accounting != "payday":   # how the unconfirmed Danish system behaves (its stand-in's modes)
+            self.system.books(accounting).configure(scenario.get(accounting) or {})
+        shop_id = install_shop(self.system, currency=currency, taxes_included=taxes_included,
+                               gateways=[gateway], accounting=accounting,
                                protected_customer_data=shop_spec.get("protected_customer_data", True))
+        if accounting != "payday":   # the sale invoice the shop's own integration made (C7: credited)
+            config = shop_settings.load(shop_id).accounting_config
+            danish.add_sale_invoice(accounting, self.system.books(accounting), config, scenario["order"],
+                                    taxes_included=taxes_included)
         order = store.create_order(SHOP, {**scenario["order"], "currency": currency,
-                                          "taxes_included": shop_spec.get("taxes_included", True)})
+                                          "taxes_included": taxes_included})
         self._deliver(delivery, rng, shop_id)
         seen, steps = 0, []
         for step in scenario["steps"]:
@@ -117,8 +150,10 @@ class Player:
             documents = self.documents(order)
             steps.append({"do": step["do"], "statuses": self.statuses(order), "new_documents": documents[seen:]})
             seen = len(documents)
+        books = self.system.payday if accounting == "payday" else self.system.books(accounting)
         return {"steps": steps, "documents": self.documents(order), "statuses": self.statuses(order),
-                "payday_faults": dict(self.system.payday.faults), "accounting": "payday"}
+                "payday_faults": dict(self.system.payday.faults), "faults": dict(books.faults),
+                "accounting": accounting}
 
     def _deliver(self, delivery: dict, rng: random.Random, shop_id: int) -> None:
         self.system.shopify.deliver(duplicate=int(delivery.get("duplicate", 1)), shuffle=bool(delivery.get("shuffle")),
@@ -154,11 +189,19 @@ class Player:
         found = {labels[r["case_gid"]]: r["status"] for r in rows}
         return {label: found.get(label, "open") for label in labels.values()}
 
+    accounting = "payday"
+
     def documents(self, order) -> list[dict]:
-        """Every document in Payday for this order, in order of creation, in neutral form: the
-        amounts, quantities and numbers as Payday holds them; kind, trigger and return from our
-        record of what each line is."""
+        """Every document in the shop's system for this order, in order of creation, in neutral
+        form: the amounts, quantities and numbers as the system holds them; kind, trigger and
+        return from our record of what each line is."""
         labels = {f"gid://shopify/Return/{r.id}": r.label for r in order.returns}
+        if self.accounting != "payday":
+            with db.transaction() as conn:
+                ours = conn.execute("""SELECT * FROM documents WHERE payday_invoice_id IS NOT NULL
+                                       AND accounting = %s ORDER BY id""", (self.accounting,)).fetchall()
+            return danish.read_back(self.accounting, self.system.books(self.accounting), ours, labels,
+                                    order.shop.currency)
         with db.transaction() as conn:
             ours = {r["payday_invoice_id"]: r for r in conn.execute(
                 "SELECT * FROM documents WHERE payday_invoice_id IS NOT NULL")}

@@ -1,6 +1,7 @@
 """The whole system on one machine, for the scenario player and the sandbox: real PostgreSQL
 and Redis (embedded unless DATABASE_URL / REDIS_URL are set), the app served over real HTTP,
-and the Shopify and Payday stand-ins in its place of the real services."""
+and the stand-ins in place of the real services: Shopify, Payday, and the Danish systems
+e-conomic, Dinero and Billy (a scenario's `"shop": {"accounting": ...}` picks one)."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,10 @@ from cryptography.fernet import Fernet
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .. import config, db, jobqueue, localservers
+from . import danish
+from .billy_standin import BillyStandin
+from .dinero_standin import DineroStandin
+from .economic_standin import EconomicStandin
 from .payday_standin import PaydayStandin
 from .shopify_standin import ShopifyStandin
 
@@ -69,6 +74,8 @@ def running_system(data_dir: Path = localservers.DEFAULT_DATA_DIR, database_name
     db.migrate(database_url)
     shopify = ShopifyStandin(SANDBOX_KEY, SANDBOX_SECRET).start()
     payday = PaydayStandin(number_delay=0).start()
+    books = {"economic": EconomicStandin().start(), "dinero": DineroStandin().start(), "billy": BillyStandin().start()}
+    danish.point_env(books)
     os.environ.update(
         DATABASE_URL=database_url, REDIS_URL=redis_url, SKILVIS_ENV="development",
         ENCRYPTION_KEY=os.environ.get("ENCRYPTION_KEY") or Fernet.generate_key().decode(),
@@ -81,10 +88,12 @@ def running_system(data_dir: Path = localservers.DEFAULT_DATA_DIR, database_name
     settings = config.load()
     server = LiveServer(create_app(settings))
     try:
-        yield System(app_url=server.url, shopify=shopify, payday=payday), settings
+        yield System(app_url=server.url, shopify=shopify, payday=payday, **books), settings
     finally:
         server.stop()
         shopify.stop()
         payday.stop()
+        for standin in books.values():
+            standin.stop()
         db.close_pools()
         localservers.stop(handles)
