@@ -8,11 +8,12 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell for p in python3.11 python3.12 python3.10 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3,10) <= sys.version_info[:2] <= (3,12))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: help setup run test migrate clean
+.PHONY: help setup run test chaos migrate clean
 
 help:
 	@echo "make run    start the web app and the worker (embedded Postgres/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test   run the whole test suite"
+	@echo "make chaos  play every fault (worker kills, Redis/Postgres restarts, Payday outages, lost webhooks...) and count (CHAOS_ARGS=--short: the quick one)"
 
 # The marker is written last, so a setup cut short (Ctrl-C, a lost connection) is made again
 # from scratch instead of leaving a virtualenv without pip.
@@ -48,6 +49,11 @@ node_modules/.installed: package.json package-lock.json
 
 test: $(VENV)/.installed-dev node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Not part of `make test` (tests/test_chaos.py runs its short version there): each fault through
+# the real web, long-lived workers, Postgres, Redis and the stand-ins; last line RESULT {json}.
+chaos: $(VENV)/.installed-dev
+	$(PY) bench/chaos.py $(CHAOS_ARGS)
 
 migrate: setup
 	$(PY) -m flask --app shopify_app migrate

@@ -226,6 +226,7 @@ def _booked(doc: dict, booked: accounting.Booked, looked_up: bool = False) -> st
         timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_invoice_created",
                      {"doc_key": doc["doc_key"], "invoice_id": booked.id, "found_by_reference": looked_up,
                       "system": doc["accounting"]})
+        _close_breaker(conn, doc["shop_id"])
     return "sent"
 
 
@@ -448,7 +449,41 @@ def _sent(doc: dict, invoice: dict, settings: shop_settings.ShopSettings, looked
             (str(invoice["id"]), _str(invoice.get("number")), doc["id"]))
         timeline.add(conn, doc["shop_id"], doc["order_id"], doc["case_id"], "payday_invoice_created",
                      {"doc_key": doc["doc_key"], "invoice_id": str(invoice["id"]), "found_by_reference": looked_up})
+        _close_breaker(conn, doc["shop_id"])
     return "sent"
+
+
+# A per-connection breaker over the retry ladder: while the shop's accounting system fails, its
+# documents wait on the ladder (1, 2, 5 … 360 min) and one of them is tried each minute (the
+# sweep's probe, which costs it no step of its ladder); the first success sends every waiting
+# document of the shop at once, so an outage's end is followed within a minute or two, not at
+# each document's next step.
+PROBE_EVERY = timedelta(minutes=1)
+
+
+def _close_breaker(conn, shop_id: int) -> None:
+    waiting = conn.execute(
+        """UPDATE documents SET next_attempt_at = now()
+           WHERE shop_id = %s AND status IN ('claimed', 'sending') AND last_error_kind = 'transient'
+             AND next_attempt_at > now() RETURNING order_id""", (shop_id,)).fetchall()
+    for order_id in dict.fromkeys(r["order_id"] for r in waiting):
+        orders.ask_again(conn, order_id)
+
+
+def probe_waiting() -> int:
+    """Periodic (the minute's sweep): per shop whose documents wait on a transient failure and
+    none of which is due within PROBE_EVERY, the one due first is tried now. The try gives back
+    the attempt it will count, so probing through a long outage never exhausts a document."""
+    with db.transaction() as conn:
+        probed = conn.execute(
+            """UPDATE documents d SET next_attempt_at = now(), attempts = greatest(d.attempts - 1, 0)
+               FROM (SELECT DISTINCT ON (shop_id) id FROM documents w
+                     WHERE status IN ('claimed', 'sending') AND last_error_kind = 'transient'
+                       AND NOT EXISTS (SELECT 1 FROM documents n WHERE n.shop_id = w.shop_id
+                                       AND n.status IN ('claimed', 'sending') AND n.next_attempt_at <= now() + %s)
+                     ORDER BY shop_id, next_attempt_at) first
+               WHERE d.id = first.id RETURNING d.order_id""", (PROBE_EVERY,)).fetchall()
+    return len(probed)
 
 
 def _retry_later(doc: dict, exc: "payday.PaydayTransient", attempt: int) -> str:

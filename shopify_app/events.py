@@ -185,6 +185,9 @@ def take(limit: int = 500) -> int:
 def sweep() -> int:
     """Periodic (every minute): ask again for orders whose work is due on a clock (a document's
     next attempt, a read Shopify refused) and for history reads waiting on a bulk operation.
-    Lost webhooks and jobs need no sweep: the dispatcher works from Postgres (dispatch.py)."""
+    Lost webhooks and jobs need no sweep: the dispatcher works from Postgres (dispatch.py). And
+    a shop whose accounting system failed gets one document tried now (documents.probe_waiting)."""
+    from . import documents
     from .reconcile import ask_running_history_reads
+    documents.probe_waiting()
     return len(orders.due_for_work()) + ask_running_history_reads()

@@ -10,7 +10,9 @@ from . import documents, events, jobqueue, reconcile, retention
 SCHEDULE = [
     (events.sweep, 60),                   # documents due for a retry, reads due again, history reads
     (documents.fetch_missing_numbers, 60),  # Payday numbers invoices in the background
-    (reconcile.reconcile_all, 600),       # missed webhooks
+    # Missed webhooks (and history reads not finished): each shop's orders changed since its last
+    # pass, one light query a minute, so a lost webhook costs a minute, not ten (issue 13).
+    (reconcile.reconcile_all, 60),
     (retention.purge, 3600),              # webhooks kept no longer than their retention period
 ]
 

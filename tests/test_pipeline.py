@@ -136,6 +136,44 @@ def test_D2_payday_down_for_a_while_delays_the_document_and_loses_nothing(system
     assert rows("SELECT status FROM cases")[0]["status"] == "created"
 
 
+def test_D2_when_payday_answers_again_every_waiting_document_goes_within_a_sweep(system, payday):
+    # An outage: three returns closed while Payday answers 503; each waits deep in its ladder
+    # (hours away). Payday is back: the minute's sweep tries one, its success sends the rest.
+    install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
+    store = system.shopify.store
+    for n in (1, 2, 3):
+        order = store.create_order(SHOP, {**ORDER, "name": f"#10{n}", "currency": "ISK", "taxes_included": True})
+        for step in ({"do": "return_open", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 1}]},
+                     {"do": "refund", "return": "R1", "lines": [{"sku": "KRUS", "quantity": 1}]},
+                     {"do": "return_close", "return": "R1"}):
+            store.apply(order, step)
+    payday.fail_next(3, status=503, paths=("POST /invoices",))
+    system.shopify.deliver()
+    run_worker_until_idle()
+    assert payday.invoices == [] and len(rows("SELECT id FROM documents WHERE status = 'sending'")) == 3
+    with db.transaction() as conn:
+        conn.execute("UPDATE documents SET attempts = 6, next_attempt_at = now() + interval '2 hours'")
+    events.sweep()
+    run_worker_until_idle()
+    assert len(payday.invoices) == 3 and len(invoice_posts(payday)) == 6
+    assert {r["attempts"] for r in rows("SELECT attempts FROM documents")} == {6, 7}   # the probe's try was free
+
+
+def test_D2_a_long_outage_is_probed_once_a_minute_without_exhausting_the_document(system, closed_return, payday):
+    payday.fail_next(30, status=503, paths=("POST /invoices",))
+    system.shopify.deliver()
+    run_worker_until_idle()
+    with db.transaction() as conn:
+        conn.execute("UPDATE documents SET attempts = 8, next_attempt_at = now() + interval '6 hours'")
+    for _ in range(5):   # five minutes of outage, each minute's sweep a probe
+        events.sweep()
+        run_worker_until_idle()
+        with db.transaction() as conn:
+            conn.execute("UPDATE documents SET next_attempt_at = greatest(next_attempt_at, now() + interval '2 minutes')")
+    [doc] = rows("SELECT status, attempts FROM documents")
+    assert doc["status"] == "sending" and doc["attempts"] == 8 and len(invoice_posts(payday)) == 6
+
+
 def test_D2_D4_payday_down_for_too_long_fails_visibly_and_retry_recovers(system, closed_return, payday):
     payday.fail_next(documents.MAX_ATTEMPTS, status=503, paths=("POST /invoices",))
     system.shopify.deliver()
