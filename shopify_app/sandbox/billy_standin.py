@@ -38,18 +38,19 @@ Modes (the unconfirmed behaviours; DEFAULT_MODES are the harsher guesses, see th
 """
 from __future__ import annotations
 
+
 import copy
 import json
 import random
 import secrets
 import socket
-import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask import Flask, Response, g, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from .standin_server import StandinServer, matches
 
 CENT = Decimal("0.01")
 MAX_PAGE_SIZE = 1000
@@ -99,11 +100,6 @@ class Organization:
         self.accounts: dict[str, dict] = {}
         self.invoices: list[dict] = []
         self.bank_payments: list[dict] = []
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
 
 
 def _id() -> str:
@@ -158,16 +154,6 @@ def _error(exc: _Refusal) -> Response:
                     headers=exc.headers)
 
 
-def _matches(paths: tuple, method: str, path: str) -> bool:
-    if not paths:
-        return True
-    for item in paths:
-        want, _, prefix = item.partition(" ") if " " in item else ("", "", item)
-        if (not want or want.upper() == method) and path.startswith(prefix):
-            return True
-    return False
-
-
 def _checked_mode(name: str, value):
     if name in MODE_VALUES:
         if value not in MODE_VALUES[name]:
@@ -188,42 +174,16 @@ def _checked_mode(name: str, value):
     raise ValueError(f"the Billy stand-in has no mode {name!r}")
 
 
-class BillyStandin:
+class BillyStandin(StandinServer):
+    name = "billy"
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, default_modes: dict | None = None):
-        self.host, self.port = host, port
         self.default_modes = {**DEFAULT_MODES, **(default_modes or {})}
-        self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
-        self._generation = 0
-        self.server = self.thread = self.url = None
+        super().__init__(host, port)
         self._clear()
         self.app = self._build_app()
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> "BillyStandin":
-        self.server = make_server(self.host, self.port, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://{self.host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="billy-standin", daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._wake:
-            self._generation += 1
-            self._wake.notify_all()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.thread.join(5)
-            self.server = None
-
-    def reset(self) -> None:
-        """Forget every organization, request, fault and mode; held requests are abandoned."""
-        with self._wake:
-            self._generation += 1
-            self._clear()
-            self._wake.notify_all()
 
     def _clear(self) -> None:
         self.orgs: dict[str, Organization] = {}
@@ -331,34 +291,6 @@ class BillyStandin:
         """Carry out the next n matching requests, then answer `status` (or drop the
         connection when None): the caller cannot know it succeeded."""
         self._add_fault("after_commit", n, paths, status=status)
-
-    def _add_fault(self, kind: str, n: int, paths, **options) -> None:
-        if n <= 0:
-            return
-        if isinstance(paths, str):
-            paths = (paths,)
-        with self._lock:
-            self._faults.append({"kind": kind, "remaining": n, "paths": tuple(paths or ()), **options})
-
-    def _take_fault(self, kind: str, method: str, path: str) -> dict | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault["kind"] == kind and _matches(fault["paths"], method, path):
-                    fault["remaining"] -= 1
-                    if fault["remaining"] <= 0:
-                        self._faults.remove(fault)
-                    return dict(fault)
-        return None
-
-    def _hold(self, seconds: float, generation: int) -> bool:
-        deadline = time.monotonic() + seconds
-        with self._wake:
-            while self._generation == generation:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return True
-                self._wake.wait(left)
-        return False
 
     def _rate_limited(self, token: str) -> float | None:
         """Seconds to wait when this token is over the (guessed) limit, else None."""
@@ -620,7 +552,7 @@ class BillyStandin:
     def _answer_lost(self, method: str, path: str) -> bool:
         with self._lock:
             rate = self._modes["lost_answers"]
-            if not rate or not _matches(tuple(self.lost_answer_paths), method, path):
+            if not rate or not matches(tuple(self.lost_answer_paths), method, path):
                 return False
             if self._rng.random() >= rate:
                 return False

@@ -31,15 +31,14 @@ In short:
 """
 from __future__ import annotations
 
+
 import base64
 import copy
-import fnmatch
 import json
 import random
 import re
 import secrets
 import socket
-import threading
 import time
 import uuid
 from collections import deque
@@ -49,7 +48,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from .standin_server import StandinServer, matches
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")   # Dinero's day [guess: the organisation's, Danish]
 TOKEN_LIFETIME = 3600          # a third-party client's observation; Dinero does not document it
@@ -127,48 +127,17 @@ class Organization:
         self.calls: deque[float] = deque()
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
+class DineroStandin(StandinServer):
+    name = "dinero"
 
-
-class DineroStandin:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, modes: dict | None = None):
-        self.host, self.port = host, port
         self.default_modes = {**DEFAULT_MODES, **(modes or {})}
-        self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
-        self._generation = 0
+        super().__init__(host, port)
         self._seq = 0
-        self.server = self.thread = self.url = None
         self._clear()
         self.app = self._build_app()
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> "DineroStandin":
-        self.server = make_server(self.host, self.port, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://{self.host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="dinero-standin", daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._wake:
-            self._generation += 1
-            self._wake.notify_all()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.thread.join(5)
-            self.server = None
-
-    def reset(self) -> None:
-        """Forget every client, organisation, token, request and fault; held requests are abandoned."""
-        with self._wake:
-            self._generation += 1
-            self._clear()
-            self._wake.notify_all()
 
     def _clear(self) -> None:
         self.clients: dict[str, str] = {}
@@ -273,34 +242,6 @@ class DineroStandin:
         when status is None: the caller cannot know it succeeded."""
         self._add_fault("after_commit", n, paths, status=status)
 
-    def _add_fault(self, kind: str, n: int, paths, **options) -> None:
-        if n <= 0:
-            return
-        if isinstance(paths, str):
-            paths = (paths,)
-        with self._lock:
-            self._faults.append({"kind": kind, "remaining": n, "paths": tuple(paths or ()), **options})
-
-    def _take_fault(self, kind: str, method: str, path: str) -> dict | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault["kind"] == kind and _matches(fault["paths"], method, path):
-                    fault["remaining"] -= 1
-                    if fault["remaining"] <= 0:
-                        self._faults.remove(fault)
-                    return dict(fault)
-        return None
-
-    def _hold(self, seconds: float, generation: int) -> bool:
-        deadline = time.monotonic() + seconds
-        with self._wake:
-            while self._generation == generation:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return True
-                self._wake.wait(left)
-        return False
-
     # --- views for tests and the scenario player --------------------------------------------
 
     def documents(self, *, seeded: bool = False) -> list[dict]:
@@ -339,7 +280,7 @@ class DineroStandin:
     def requests_to(self, pattern: str) -> list[dict]:
         """The requests whose "METHOD /path" matches the glob `pattern`."""
         with self._lock:
-            return [r for r in self.requests if _matches((pattern,), r["method"], r["path"])]
+            return [r for r in self.requests if matches((pattern,), r["method"], r["path"])]
 
     # --- the WSGI app ----------------------------------------------------------------------
 
@@ -728,7 +669,7 @@ class DineroStandin:
     def _answer_lost(self, method: str, path: str) -> bool:
         with self._lock:
             rate = self.modes["lost_answers"]
-            if not rate or not _matches(tuple(self.lost_answer_paths), method, path):
+            if not rate or not matches(tuple(self.lost_answer_paths), method, path):
                 return False
             if self._rng.random() >= rate:
                 return False
@@ -810,18 +751,6 @@ def _now() -> str:
 def _timestamp() -> str:
     # Dinero's timestamps look like "00000000020A5EA8" (the DELETE credit note example): opaque.
     return secrets.token_hex(8).upper()
-
-
-def _matches(patterns: tuple, method: str, path: str) -> bool:
-    if not patterns:
-        return True
-    for item in patterns:
-        want_method, _, glob = item.partition(" ") if " " in item else ("", "", item)
-        if want_method and want_method.upper() != method:
-            continue
-        if fnmatch.fnmatchcase(path, glob) or ("*" not in glob and path.startswith(glob)):
-            return True
-    return False
 
 
 def _fault_response(fault: dict) -> Response:

@@ -30,18 +30,19 @@ Modes (unconfirmed behaviours; DEFAULT_MODES follow the evidence or the harsher 
 """
 from __future__ import annotations
 
+
 import copy
 import json
 import random
 import re
 import socket
-import threading
 import time
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask import Flask, Response, g, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from .standin_server import StandinServer, matches
 
 CENT = Decimal("0.01")
 MAX_PAGE = 1000
@@ -117,11 +118,6 @@ class Agreement:
         self.idempotency: dict[str, tuple[int, object]] = {}
         self.tokens = float(BUCKET_CAPACITY)
         self.tokens_at = time.monotonic()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
 
 
 def _json(status: int, body, headers: dict | None = None) -> Response:
@@ -237,41 +233,16 @@ def _matcher(filter_text: str | None, resource: str):
     return match
 
 
-class EconomicStandin:
+class EconomicStandin(StandinServer):
+    name = "economic"
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, modes: dict | None = None):
-        self.host, self.port = host, port
         self.default_modes = {**DEFAULT_MODES, **(modes or {})}
-        self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
-        self._generation = 0
-        self.server = self.thread = self.url = None
+        super().__init__(host, port)
         self._clear()
         self.app = self._build_app()
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> "EconomicStandin":
-        self.server = make_server(self.host, self.port, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://{self.host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="economic-standin", daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._wake:
-            self._generation += 1
-            self._wake.notify_all()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.thread.join(5)
-            self.server = None
-
-    def reset(self) -> None:
-        with self._wake:
-            self._generation += 1
-            self._clear()
-            self._wake.notify_all()
 
     def _clear(self) -> None:
         self.agreements: dict[tuple[str, str], Agreement] = {}
@@ -365,34 +336,6 @@ class EconomicStandin:
         with self._lock:
             target = agreement or self.agreement()
             target.tokens, target.tokens_at = 0.0, time.monotonic()
-
-    def _add_fault(self, kind: str, n: int, paths, **options) -> None:
-        if n <= 0:
-            return
-        if isinstance(paths, str):
-            paths = (paths,)
-        with self._lock:
-            self._faults.append({"kind": kind, "remaining": n, "paths": tuple(paths or ()), **options})
-
-    def _take_fault(self, kind: str, method: str, path: str) -> dict | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault["kind"] == kind and _matches(fault["paths"], method, path):
-                    fault["remaining"] -= 1
-                    if fault["remaining"] <= 0:
-                        self._faults.remove(fault)
-                    return dict(fault)
-        return None
-
-    def _hold(self, seconds: float, generation: int) -> bool:
-        deadline = time.monotonic() + seconds
-        with self._wake:
-            while self._generation == generation:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return True
-                self._wake.wait(left)
-        return False
 
     # --- read-back -------------------------------------------------------------------------
 
@@ -588,7 +531,7 @@ class EconomicStandin:
     def _answer_lost(self, method: str, path: str) -> bool:
         with self._lock:
             rate = self.modes["lost_answers"]
-            if not rate or not _matches(self.lost_answer_paths, method, path) or self._rng.random() >= rate:
+            if not rate or not matches(self.lost_answer_paths, method, path) or self._rng.random() >= rate:
                 return False
             self.faults["lost_answers"] += 1
             return True
@@ -855,11 +798,3 @@ def _public(row: dict) -> dict:
     return out
 
 
-def _matches(paths: tuple, method: str, path: str) -> bool:
-    if not paths:
-        return True
-    for item in paths:
-        want_method, _, prefix = item.partition(" ") if " " in item else ("", "", item)
-        if (not want_method or want_method.upper() == method) and path.startswith(prefix):
-            return True
-    return False

@@ -61,13 +61,13 @@ never for a product without stock (`quantity: null`), negative stock allowed; `s
 """
 from __future__ import annotations
 
+
 import copy
 import json
 import random
 import re
 import secrets
 import socket
-import threading
 import time
 import uuid
 from datetime import date, datetime, timezone
@@ -75,7 +75,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from .standin_server import StandinServer, matches
 
 API_VERSION = "alpha"
 TOKEN_LIFETIME = 86400
@@ -217,11 +218,6 @@ def _checked_mode(name: str, value):
     raise ValueError(f"the Payday stand-in has no mode {name!r}")
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
-
-
 def _now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -262,7 +258,9 @@ def _float(value: Decimal | None):
     return None if value is None else float(value)
 
 
-class PaydayStandin:
+class PaydayStandin(StandinServer):
+    name = "payday"
+
     # The unconfirmed behaviours, one attribute each (see the module's docstring).
     search = _Mode()
     filters = _Mode()
@@ -279,45 +277,14 @@ class PaydayStandin:
 
     def __init__(self, *, number_delay: float = 0.0, host: str = "127.0.0.1", port: int = 0,
                  modes: dict | None = None):
-        self.host, self.port = host, port
         self.default_number_delay = number_delay
         self.default_modes = {**DEFAULT_MODES, **{k: _checked_mode(k, v) for k, v in (modes or {}).items()}}
-        self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
-        self._generation = 0
+        super().__init__(host, port)
         self._seq = 0
-        self.server = None
-        self.thread = None
-        self.url = None
         self._clear()
         self.app = self._build_app()
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> "PaydayStandin":
-        self.server = make_server(self.host, self.port, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://{self.host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="payday-standin", daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._wake:
-            self._generation += 1
-            self._wake.notify_all()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.thread.join(5)
-            self.server = None
-
-    def reset(self) -> None:
-        """Forget every client, company, token, request and fault. Requests still being held
-        (timeout_next, latency) are abandoned rather than carried out into the next test."""
-        with self._wake:
-            self._generation += 1
-            self._clear()
-            self._wake.notify_all()
 
     def _clear(self) -> None:
         self.clients: dict[str, tuple[str, str]] = {}
@@ -496,35 +463,6 @@ class PaydayStandin:
         with an `ssn`, another worker's create of that kennitala lands first, so this one is
         answered 400 "already exists" (payday.md §13) while the customer exists."""
         self._add_fault("race", n, ("POST /customers",))
-
-    def _add_fault(self, kind: str, n: int, paths, **options) -> None:
-        if n <= 0:
-            return
-        if isinstance(paths, str):
-            paths = (paths,)
-        with self._lock:
-            self._faults.append({"kind": kind, "remaining": n, "paths": tuple(paths or ()), **options})
-
-    def _take_fault(self, kind: str, method: str, path: str) -> dict | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault["kind"] == kind and _matches(fault["paths"], method, path):
-                    fault["remaining"] -= 1
-                    if fault["remaining"] <= 0:
-                        self._faults.remove(fault)
-                    return dict(fault)
-        return None
-
-    def _hold(self, seconds: float, generation: int) -> bool:
-        """Wait `seconds`; False when a reset or stop came first."""
-        deadline = time.monotonic() + seconds
-        with self._wake:
-            while self._generation == generation:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return True
-                self._wake.wait(left)
-        return False
 
     # --- views for tests -------------------------------------------------------------------
 
@@ -827,7 +765,7 @@ class PaydayStandin:
         with self._lock:
             rate = self._modes["lost_answers"]
             paths = self.lost_answer_paths
-            if not rate or not paths or not _matches(tuple(paths), method, path):
+            if not rate or not paths or not matches(tuple(paths), method, path):
                 return False
             if self._rng.random() >= rate:
                 return False
@@ -1230,16 +1168,6 @@ def _is_date_or_time(value) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _matches(paths: tuple, method: str, path: str) -> bool:
-    if not paths:
-        return True
-    for item in paths:
-        want_method, _, prefix = item.partition(" ") if " " in item else ("", "", item)
-        if (not want_method or want_method.upper() == method) and path.startswith(prefix):
-            return True
-    return False
 
 
 def _fault_response(fault: dict) -> Response:
