@@ -22,6 +22,7 @@ import threading
 import time
 from datetime import timedelta
 
+from psycopg import errors as pg_errors
 from rq import SimpleWorker
 
 from . import db, events, jobqueue, orders
@@ -62,7 +63,14 @@ RETURNING o.id, o.lane
 
 def run_once(connection=None, debounce: timedelta = DEBOUNCE) -> int:
     """One look: webhooks taken plus orders handed out (0: nothing to do now)."""
-    return events.take() + hand_out(connection, debounce)
+    try:
+        return events.take() + hand_out(connection, debounce)
+    except pg_errors.DeadlockDetected:
+        # Two workers' statements met on the same orders in opposite orders (one taking
+        # webhooks, one claiming): Postgres undid one transaction whole, so nothing is lost and
+        # the next look takes it again.
+        log.info("dispatch met another worker's statement on the same orders; looking again")
+        return 1
 
 
 def hand_out(connection=None, debounce: timedelta = DEBOUNCE) -> int:

@@ -76,6 +76,28 @@ def test_an_order_handed_to_a_worker_that_died_is_handed_out_again(redis):
     assert dispatch.hand_out(redis, debounce=timedelta(0)) == 1
 
 
+def test_a_deadlock_with_another_workers_dispatcher_is_looked_at_again(redis, monkeypatch):
+    # Seen in bench/pipeline.py with two burst workers: one taking webhooks, the other claiming,
+    # on the same orders in opposite orders. Postgres undoes one transaction whole; that worker
+    # looks again instead of dying.
+    from psycopg import errors as pg_errors
+
+    shop = a_shop("shop-a.myshopify.com")
+    orders.request_work(shop, 1)
+    real_take, calls = dispatch.events.take, []
+
+    def take_once_deadlocked():
+        calls.append(1)
+        if len(calls) == 1:
+            raise pg_errors.DeadlockDetected("deadlock detected")
+        return real_take()
+
+    monkeypatch.setattr(dispatch.events, "take", take_once_deadlocked)
+    assert dispatch.run_once(redis, debounce=timedelta(0)) == 1        # busy: look again
+    assert dispatch.run_once(redis, debounce=timedelta(0)) == 1        # and the order is handed out
+    assert len(rows("SELECT id FROM orders WHERE queued_at IS NOT NULL")) == 1
+
+
 def test_a_shop_whose_shopify_budget_is_spent_frees_its_worker_and_waits(system, payday, redis, monkeypatch):
     from shopify_app import facts
 
