@@ -85,7 +85,7 @@ def measure(client, params: dict, repeat: int) -> tuple[list[float], int]:
         assert resp.status_code == 200, resp.status_code
         if i >= 2:   # the first two warm the caches and the pool
             times.append(elapsed)
-        rows = resp.get_data(as_text=True).count("<tr data-case-id=")
+        rows = resp.get_data(as_text=True).count("<s-table-row data-case-id=")
     return times, rows
 
 
