@@ -43,7 +43,6 @@ import copy
 import json
 import random
 import secrets
-import socket
 import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -343,28 +342,7 @@ class BillyStandin(StandinServer):
         with self._lock:
             return [_public(i) for i in self.organization(token).invoices]
 
-    def requests_to(self, path: str, method: str | None = None) -> list[dict]:
-        with self._lock:
-            return [r for r in self.requests if r["path"] == path and (method is None or r["method"] == method)]
-
     # --- the WSGI app ----------------------------------------------------------------------
-
-    def _wsgi(self, environ, start_response):
-        result = self.app(environ, start_response)
-        if environ.get("standin.drop"):
-            try:
-                b"".join(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
-            sock = environ.get("werkzeug.socket")
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            raise ConnectionResetError("the Billy stand-in dropped the connection after committing")
-        return result
 
     def _build_app(self) -> Flask:
         app = Flask("billy_standin")

@@ -38,7 +38,6 @@ import json
 import random
 import re
 import secrets
-import socket
 import time
 import uuid
 from collections import deque
@@ -283,23 +282,6 @@ class DineroStandin(StandinServer):
             return [r for r in self.requests if matches((pattern,), r["method"], r["path"])]
 
     # --- the WSGI app ----------------------------------------------------------------------
-
-    def _wsgi(self, environ, start_response):
-        result = self.app(environ, start_response)
-        if environ.get("standin.drop"):
-            try:
-                b"".join(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
-            sock = environ.get("werkzeug.socket")
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            raise ConnectionResetError("the Dinero stand-in dropped the connection after committing")
-        return result
 
     def _build_app(self) -> Flask:
         app = Flask("dinero_standin")

@@ -35,7 +35,6 @@ import copy
 import json
 import random
 import re
-import socket
 import time
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -369,10 +368,6 @@ class EconomicStandin(StandinServer):
         with self._lock:
             return [_public(c) for a in self.agreements.values() for c in a.customers.values()]
 
-    def requests_to(self, path: str, method: str | None = None) -> list[dict]:
-        with self._lock:
-            return [r for r in self.requests if r["path"] == path and (method is None or r["method"] == method)]
-
     # --- the model -------------------------------------------------------------------------
 
     def _store_customer(self, agreement: Agreement, body: dict) -> dict:
@@ -537,23 +532,6 @@ class EconomicStandin(StandinServer):
             return True
 
     # --- the WSGI app ----------------------------------------------------------------------
-
-    def _wsgi(self, environ, start_response):
-        result = self.app(environ, start_response)
-        if environ.get("standin.drop"):
-            try:
-                b"".join(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
-            sock = environ.get("werkzeug.socket")
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            raise ConnectionResetError("the e-conomic stand-in dropped the connection after committing")
-        return result
 
     def _build_app(self) -> Flask:
         app = Flask("economic_standin")

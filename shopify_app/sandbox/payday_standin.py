@@ -67,7 +67,6 @@ import json
 import random
 import re
 import secrets
-import socket
 import time
 import uuid
 from datetime import date, datetime, timezone
@@ -479,28 +478,7 @@ class PaydayStandin(StandinServer):
         with self._lock:
             return [copy.deepcopy(c) for company in self.companies.values() for c in company.customers.values()]
 
-    def requests_to(self, path: str, method: str | None = None) -> list[dict]:
-        with self._lock:
-            return [r for r in self.requests if r["path"] == path and (method is None or r["method"] == method)]
-
     # --- the WSGI app ----------------------------------------------------------------------
-
-    def _wsgi(self, environ, start_response):
-        result = self.app(environ, start_response)
-        if environ.get("standin.drop"):
-            try:
-                b"".join(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
-            sock = environ.get("werkzeug.socket")
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            raise ConnectionResetError("the Payday stand-in dropped the connection after committing")
-        return result
 
     def _build_app(self) -> Flask:
         app = Flask("payday_standin")

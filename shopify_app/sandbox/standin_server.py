@@ -6,6 +6,7 @@ models its system's API (`_build_app`, `_wsgi`) and its state (`_clear`)."""
 from __future__ import annotations
 
 import fnmatch
+import socket
 import threading
 import time
 
@@ -71,8 +72,28 @@ class StandinServer:
     def _clear(self) -> None:
         raise NotImplementedError
 
+    def requests_to(self, path: str, method: str | None = None) -> list[dict]:
+        with self._lock:
+            return [r for r in self.requests if r["path"] == path and (method is None or r["method"] == method)]
+
     def _wsgi(self, environ, start_response):
-        raise NotImplementedError
+        """The system's app (`self.app`), and a lost answer: a view that committed its work and
+        set `standin.drop` has its answer thrown away and the connection cut."""
+        result = self.app(environ, start_response)
+        if environ.get("standin.drop"):
+            try:
+                b"".join(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            raise ConnectionResetError(f"the {self.name} stand-in dropped the connection after committing")
+        return result
 
     # --- fault injection -------------------------------------------------------------------
 
