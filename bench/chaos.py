@@ -36,7 +36,7 @@ the jump, and the simulated clock moves forward by it. It jumps to the first tic
 60-second cron schedule (anchored at the workers' start) at or after the earliest deadline (or
 to the end of an outage; after it, while a document waits on a failure of the accounting
 system, to the next tick, whose sweep probes it: documents.probe_waiting), and the periodic jobs that schedule would have run at that tick
-(periodic.SCHEDULE: events.sweep, documents.fetch_missing_numbers and reconcile.reconcile_all
+(periodic.SCHEDULE: events.sweep, payday numbers.fetch_missing_numbers and reconcile.reconcile_all
 every 60 s, retention.purge every 3,600 s) are enqueued the way CronScheduler enqueues them
 (rq.cron.CronJob.enqueue onto the periodic queue), to be run by the workers. The workers' own
 cron keeps ticking in real time as well. Real seconds count as simulated seconds too.

@@ -57,7 +57,7 @@ CROSS JOIN LATERAL (SELECT CASE WHEN o.legacy_id %% 100 = 0 THEN 'failed'
 WHERE o.shop_id = %(shop)s;
 
 INSERT INTO documents (shop_id, order_id, case_id, doc_key, trigger, lines, total, currency, gateway, reference,
-                       status, payday_invoice_id, payday_number, last_error, last_error_kind)
+                       status, accounting_id, accounting_number, last_error, last_error_kind)
 SELECT c.shop_id, c.order_id, c.id, 'return-' || c.id, 'return_close',
        '[{"kind": "item", "description": "Krús", "sku": "KRUS", "quantity": -1, "amount": "-1990", "vat_rate": "24"}]',
        c.amount, 'ISK', 'shopify_payments', c.label,

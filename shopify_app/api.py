@@ -9,7 +9,8 @@ from datetime import date, datetime, time
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
 
-from . import accounting, compliance, db, documents, facts, home, i18n, manual, orders, payday, reasons, shop_settings
+from . import accounting, compliance, db, documents, facts, home, i18n, manual, orders, reasons, shop_settings
+from .accounting.payday import api as payday
 from .accounting import fields
 from .auth import embedded
 from .shopify_admin import ShopifyRefused
@@ -218,7 +219,7 @@ def save_settings():
             chosen = date.fromisoformat(str(body["invoices_from"]))
         except ValueError:
             return jsonify(ok=False, message=i18n.gettext("That is not a date.")), 400
-        if chosen > datetime.now(i18n.TIMEZONE).date():
+        if chosen > datetime.now(i18n.zone()).date():
             return jsonify(ok=False, message=i18n.gettext("Invoicing cannot begin in the future.")), 400
         earliest = home.earliest_start(shop)
         if earliest and chosen.isoformat() < earliest:
@@ -226,8 +227,8 @@ def save_settings():
                 "Shopify shows Skilvís only the last 60 days of orders: choose %(date)s or later.",
                 date=i18n.day(earliest))), 400
         # The same day as shown keeps the exact moment (by default the install, to the second).
-        if before.invoices_from is None or chosen != before.invoices_from.astimezone(i18n.TIMEZONE).date():
-            changes["invoices_from"] = datetime.combine(chosen, time(), i18n.TIMEZONE)
+        if before.invoices_from is None or chosen != before.invoices_from.astimezone(i18n.zone()).date():
+            changes["invoices_from"] = datetime.combine(chosen, time(), i18n.zone())
     try:
         settings = shop_settings.save(shop["id"], **changes)
     except ValueError as exc:

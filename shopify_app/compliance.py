@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from psycopg.types.json import Jsonb
 
 from . import db
-from .documents import customer_key
+from .accounting.payday import customers as payday_customers
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _export(conn, orders: list[dict]) -> dict:
     out = []
     for order in orders:
         docs = conn.execute(
-            """SELECT reference, trigger, total, currency, payday_number, status, customer_by, created_at
+            """SELECT reference, trigger, total, currency, accounting_number, status, customer_by, created_at
                FROM documents WHERE order_id = %s ORDER BY id""", (order["id"],)).fetchall()
         cases = conn.execute("SELECT label, kind, status, amount, updated_at FROM cases WHERE order_id = %s ORDER BY id",
                              (order["id"],)).fetchall()
@@ -187,8 +187,8 @@ def redact_customer(event: dict) -> None:
              "customer": str(customer) if customer is not None else None,
              "needles": order_texts + values + ([str(customer)] if customer is not None else [])})
         shop_row = conn.execute("SELECT id FROM shops WHERE domain = %s", (shop,)).fetchone()
-        if shop_row:   # the Payday customer remembered for this buyer (documents.remember_customer)
-            hashes = [customer_key(shop_row["id"], {"email": v}) for v in values if "@" in v]
+        if shop_row:   # the Payday customer remembered for this buyer (accounting/payday/customers.py)
+            hashes = [payday_customers.key(shop_row["id"], {"email": v}) for v in values if "@" in v]
             conn.execute("""DELETE FROM payday_customers WHERE shop_id = %s
                             AND (shopify_customer_id = %s OR key_hash = ANY(%s))""", (shop_row["id"], customer, hashes))
         conn.execute("""UPDATE compliance_requests SET export = NULL

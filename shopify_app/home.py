@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from . import accounting, compliance, db, facts, i18n, invoicing, manual, payday, reconcile, shop_settings, shops
+from . import accounting, compliance, db, facts, i18n, invoicing, manual, reconcile, shop_settings, shops
+from .accounting.payday import api as payday
 from .accounting import fields
 from .auth import embedded, valid_query_hmac
 from .shopify_admin import ShopifyError, ShopifyRefused, ShopifyUnavailable
@@ -142,7 +143,7 @@ class RowKit:
 
 @bp.app_template_global()
 def gateway_name(gateway: str) -> str:
-    return invoicing.gateway_name(gateway)
+    return invoicing.gateway_name(gateway, i18n.lang())
 
 
 @bp.app_template_global()
@@ -179,8 +180,8 @@ ROW_COLUMNS = """
 ROW_JOINS = """
     JOIN orders o ON o.id = c.order_id
     LEFT JOIN LATERAL (
-        SELECT json_agg(json_build_object('id', d.id, 'status', d.status, 'number', d.payday_number,
-                                          'invoice_id', d.payday_invoice_id) ORDER BY d.id) AS docs
+        SELECT json_agg(json_build_object('id', d.id, 'status', d.status, 'number', d.accounting_number,
+                                          'invoice_id', d.accounting_id) ORDER BY d.id) AS docs
         FROM documents d WHERE d.case_id = c.id) docs ON true
 """
 ROW_SQL = f"{ROW_COLUMNS} FROM cases c {ROW_JOINS}"
@@ -386,11 +387,11 @@ def order_timeline(shop_id: int, order: dict) -> list[dict]:
                                WHERE shop_id = %s AND order_id = %s ORDER BY at, id""",
                             (shop_id, order["id"])).fetchall()
         docs = conn.execute(
-            """SELECT d.doc_key, d.total, d.payday_number, d.status, d.gateway, d.trigger,
+            """SELECT d.doc_key, d.total, d.accounting_number, d.status, d.gateway, d.trigger,
                       d.request_body ->> 'status' AS made_as, coalesce(d.return_name, c.label) AS name
                FROM documents d LEFT JOIN cases c ON c.id = d.case_id
                WHERE d.shop_id = %s AND d.order_id = %s""", (shop_id, order["id"])).fetchall()
-    documents = {d["doc_key"]: {"number": d["payday_number"], "total": str(d["total"]),
+    documents = {d["doc_key"]: {"number": d["accounting_number"], "total": str(d["total"]),
                                 "name": d["name"] or order.get("name") or "", "status": d["status"],
                                 "gateway": d["gateway"], "trigger": d["trigger"],
                                 # made as paid; one made unpaid has its payment's own row later
@@ -505,9 +506,9 @@ def settings_page():
                            danish_fields=fields.FIELDS, config_value=fields.value, system_names=SYSTEM_NAMES,
                            gateways=gateways, checklist=checklist(shop["id"], settings),
                            backfill=reconcile.backfill_state(shop["id"]),
-                           invoices_from=settings.invoices_from.astimezone(i18n.TIMEZONE).date().isoformat(),
+                           invoices_from=settings.invoices_from.astimezone(i18n.zone()).date().isoformat(),
                            invoices_from_day=i18n.day(settings.invoices_from),
-                           today=datetime.now(i18n.TIMEZONE).date().isoformat(),
+                           today=datetime.now(i18n.zone()).date().isoformat(),
                            earliest=earliest_start(shop), customer_data_withheld=customer_data_withheld(shop["id"]),
                            data_requests=compliance.data_requests(g.shop))
 
@@ -521,7 +522,7 @@ def earliest_start(shop: dict) -> str | None:
     """The earliest start of invoicing Skilvís can read back to (None: any)."""
     if shops.sees_all_orders(shop["scopes"]):
         return None
-    return (datetime.now(i18n.TIMEZONE).date() - timedelta(days=VISIBLE_DAYS)).isoformat()
+    return (datetime.now(i18n.zone()).date() - timedelta(days=VISIBLE_DAYS)).isoformat()
 
 
 def customer_data_withheld(shop_id: int) -> bool:

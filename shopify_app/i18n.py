@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 # gettext and ngettext: used as i18n.gettext / i18n.ngettext
 from flask_babel import Babel, get_locale, gettext, lazy_gettext, lazy_ngettext, ngettext  # noqa: F401
 
@@ -27,8 +27,8 @@ LANGUAGES = ("is", "en", "da")
 DEFAULT = "is"
 # What the page's script (static/skilvis.js) sends on every fetch: <html lang>, one of LANGUAGES.
 LOCALE_HEADER = "X-Skilvis-Locale"
-# Skilvís is for Icelandic companies and Iceland keeps UTC all year; the merchant reads
-# Icelandic time whatever their browser says.
+# The merchant reads their company's time whatever their browser says (zone()): Iceland's,
+# which keeps UTC all year, where no shop is asking.
 TIMEZONE = ZoneInfo("Atlantic/Reykjavik")
 
 
@@ -142,17 +142,30 @@ def money(amount, currency: str | None = "ISK", language: str | None = None) -> 
     return f"{'-' if value < 0 else ''}{currency} {number}"
 
 
+def zone() -> ZoneInfo:
+    """The asking shop's time, its books' (accounting.ZONES); Iceland's outside a shop's request."""
+    if not has_request_context() or not g.get("shop"):
+        return TIMEZONE
+    if "zone" not in g:
+        from . import accounting, db
+        with db.transaction() as conn:
+            row = conn.execute("""SELECT ss.accounting FROM shops s JOIN shop_settings ss ON ss.shop_id = s.id
+                                  WHERE s.domain = %s""", (g.shop,)).fetchone()
+        g.zone = accounting.ZONES[row["accounting"]] if row else TIMEZONE
+    return g.zone
+
+
 def _local(value) -> datetime | None:
-    """A moment (a datetime, or ISO 8601 text; naive means UTC) in Iceland's time."""
+    """A moment (a datetime, or ISO 8601 text; naive means UTC) in the shop's time."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if not isinstance(value, datetime):   # a calendar day (a Payday invoice's date) has no zone
-        return datetime(value.year, value.month, value.day, tzinfo=TIMEZONE)
+        return datetime(value.year, value.month, value.day, tzinfo=zone())
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(TIMEZONE)
+    return value.astimezone(zone())
 
 
 def day(value, language: str | None = None) -> str:

@@ -14,9 +14,13 @@ from zoneinfo import ZoneInfo
 from .decision import ADJUSTMENT, EXCHANGE_ITEM, ITEM, RESTOCKING_FEE, RETURN_SHIPPING_FEE, SHIPPING
 
 ICELAND = ZoneInfo("Atlantic/Reykjavik")
-# Gateways whose id does not read as their name once the underscores go.
-GATEWAY_NAMES = {"bogus": "Bogus (prufugreiðsla)", "manual": "Handvirk greiðsla", "cash": "Reiðufé",
-                 "gift_card": "Gjafakort"}
+# Gateways whose id does not read as their name once the underscores go, in the reader's
+# language (the company's on a document, the merchant's in Settings).
+GATEWAY_NAMES = {
+    "is": {"bogus": "Bogus (prufugreiðsla)", "manual": "Handvirk greiðsla", "cash": "Reiðufé", "gift_card": "Gjafakort"},
+    "da": {"bogus": "Bogus (testbetaling)", "manual": "Manuel betaling", "cash": "Kontant", "gift_card": "Gavekort"},
+    "en": {"bogus": "Bogus (test payment)", "manual": "Manual payment", "cash": "Cash", "gift_card": "Gift card"},
+}
 UNIT_QUANTUM = Decimal("0.0001")  # Payday's money format: unit prices to 4 decimals (payday.md §2)
 
 # The invoice is a bookkeeping document for an Icelandic company: its text is Icelandic.
@@ -123,11 +127,12 @@ def iceland_day(moment: datetime | None = None) -> date | None:
     return moment.astimezone(ICELAND).date()
 
 
-def gateway_name(gateway: str) -> str:
+def gateway_name(gateway: str, language: str = "is") -> str:
     """How a customer reads Shopify's gateway id (`shopify_payments` → `Shopify Payments`). A
     manual payment method is already the merchant's own words (`Millifærsla`) and kept as it is."""
-    if gateway in GATEWAY_NAMES:
-        return GATEWAY_NAMES[gateway]
+    named = GATEWAY_NAMES.get(language, GATEWAY_NAMES["en"])
+    if gateway in named:
+        return named[gateway]
     if re.fullmatch(r"[a-z0-9_]+", gateway):
         return gateway.replace("_", " ").strip().title()
     return gateway.strip()
@@ -142,7 +147,7 @@ def description(doc: dict, *, order_name: str, original_number: str | None = Non
     text = texts[doc["trigger"]].format(ret=doc.get("return_name") or "", order=order_name)
     if doc.get("gateway"):   # C4: which gateway moved the money, and which way
         charged = sum((Decimal(line["amount"]) for line in doc["lines"]), Decimal(0)) > 0
-        text += f". {words['charged'] if charged else words['refunded']} {words['via']} {gateway_name(doc['gateway'])}"
+        text += f". {words['charged'] if charged else words['refunded']} {words['via']} {gateway_name(doc['gateway'], language)}"
     if original_number:
         text += f". {words['credits']} {original_number}"
         if original_date:

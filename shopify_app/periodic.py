@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
-from . import documents, events, jobqueue, reconcile, retention
+from . import events, jobqueue, reconcile, retention
+from .accounting.payday import numbers
 
 # (function, interval in seconds). Each job asks for work in Postgres; the dispatcher hands it to
 # the same jobs as webhooks.
 SCHEDULE = [
     (events.sweep, 60),                   # documents due for a retry, reads due again, history reads
-    (documents.fetch_missing_numbers, 60),  # Payday numbers invoices in the background
+    (numbers.fetch_missing_numbers, 60),  # Payday numbers invoices in the background
     # Missed webhooks (and history reads not finished): each shop's orders changed since its last
     # pass, one light query a minute, so a lost webhook costs a minute, not ten (issue 13).
     (reconcile.reconcile_all, 60),

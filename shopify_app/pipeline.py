@@ -1,11 +1,12 @@
 """The one handler behind webhooks and reconciliation alike: re-read the order from Shopify,
-decide, claim the documents that should exist, send them to Payday, and update the statuses.
+decide, claim the documents that should exist, hand them to the shop's accounting system, and
+update the statuses.
 
 Work for one order never runs twice at once (an advisory lock per order); a request that
 arrives while a pass runs makes the holder run another pass before it lets go."""
 from __future__ import annotations
 
-from . import config, db, decision, documents, facts, orders, shop_settings, shops, status, stock, story, timeline
+from . import accounting, config, db, decision, documents, facts, orders, shop_settings, shops, status, story, timeline
 from .shopify_admin import AdminClient, ShopifyAuthError, ShopifyBusy, ShopifyRefused
 
 
@@ -92,13 +93,12 @@ def run_pass(order_id: int, admin: AdminClient) -> bool:
             for plan in result.plans:
                 documents.claim(conn, shop_id=shop_id, order=order, plan=plan, case_id=case_ids.get(plan.case_key),
                                 currency=order_facts.currency)
-    due = documents.due(order_id)
-    if (due or stock.due(order_id)) and blocked != "default_customer_missing":   # nobody to put the invoice on yet
-        client = documents.client_for(settings)
-        customer = documents.customer_details(order, buyer, settings)
-        for doc in due:
-            documents.send(doc, client, settings, customer)
-        stock.put_back(order_id, client)
+    if blocked != "default_customer_missing":   # nobody to put the invoice on yet
+        system = accounting.for_shop(settings)
+        to = documents.buyer(order, buyer, settings)
+        for doc in documents.due(order_id):
+            documents.send(doc, system, settings, to)
+        system.follow_up(order_id)
     with db.transaction() as conn:
         status.refresh(conn, shop_id, order_id, cases, blocked=blocked)
         return _finish(order_id, conn=conn)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from flask import has_request_context
 from flask_babel import lazy_gettext
 
-from . import payday
+from .accounting.payday import api as payday
 
 PAYDAY_URLS = {"production": "https://app.payday.is", "test": "https://app.test.payday.is"}
 # Where the merchant acts: Skilvís's settings, Payday's web app, the order or the store's bill

@@ -118,6 +118,23 @@ def test_without_a_sale_invoice_the_credit_note_stands_alone(shop):
     assert shop["standin"].documents()[0]["customer"] == "Kontantkunde"
 
 
+def test_a_withheld_buyer_s_credit_note_goes_to_the_sale_invoice_s_contact_linked_not_to_the_default(shop):
+    # Shopify withholds the customer: the order's sale invoice, found by the order name, says
+    # who the customer is in Billy, so no personal data is needed to credit the right contact.
+    standin = shop["standin"]
+    hansen = standin.add_contact("Hansen ApS", registration_no="DK12345678")
+    sale = standin.add_sale_invoice("#1001", hansen["id"], [(shop["p25"]["id"], 500, 2, "Kjole")])
+
+    booked = adapter(shop).send(note(buyer=None))
+
+    doc = standin.documents()[0]
+    assert (doc["type"], doc["customer"], doc["credited_invoice"]) == ("credit_note", "Hansen ApS", sale["invoiceNo"])
+    assert doc["customer"] != shop["cash"]["name"] and booked.credited_invoice == sale["invoiceNo"]
+    sent = creates(shop)[0]["json"]["invoice"]
+    assert (sent["contactId"], sent["creditedInvoiceId"]) == (hansen["id"], sale["id"])
+    assert standin.requests_to("/v2/contacts") == []     # no customer data looked up or written
+
+
 def test_credits_beyond_the_sale_invoice_are_not_linked(shop):
     standin = shop["standin"]
     buyer = standin.add_contact("Hansen ApS")
@@ -158,6 +175,42 @@ def test_25_and_0_percent_lines_in_dkk_book_through_their_products(shop):
     assert sent["taxMode"] == "incl" and all("taxRate" not in ln and "taxRateId" not in ln for ln in sent["lines"])
     invoice = shop["standin"].invoices()[0]
     assert Decimal(str(invoice["tax"])) == Decimal("209.80")  # 200 + 0 + 9.80
+
+
+def test_a_single_fee_or_shipping_product_is_the_25_percent_product_and_other_rates_use_their_own(shop):
+    # A return fee split over goods at 25 % and 0 % (R5), and a 0 % share of shipping: Billy takes
+    # VAT from the product's ruleset, so the 0 % shares belong on the 0 % product.
+    standin = shop["standin"]
+    shipping = standin.add_product("Fragt", vat_rate=25)
+    fees = standin.add_product("Gebyrer", vat_rate=25)
+    lines = (Line("item", "Kjole", None, -2, Decimal("-1000.00"), Decimal("25")),
+             Line("item", "Avis", None, -1, Decimal("-40.00"), Decimal("0")),
+             Line("shipping", "Standard", None, -1, Decimal("-30.00"), Decimal("25")),
+             Line("shipping", "Standard", None, -1, Decimal("-9.00"), Decimal("0")),
+             Line("return_shipping_fee", "Returfragt", None, 1, Decimal("38.27"), Decimal("25")),
+             Line("return_shipping_fee", "Returfragt", None, 1, Decimal("1.73"), Decimal("0")))
+
+    adapter(shop, shipping_product=shipping["id"], fee_product=fees["id"]).send(note(lines=lines))
+
+    credit, charge = standin.documents()
+    assert [ln["vat_rate"] for ln in credit["lines"]] == [Decimal(25), Decimal(0), Decimal(25), Decimal(0)]
+    assert [ln["vat_rate"] for ln in charge["lines"]] == [Decimal(25), Decimal(0)]
+    sent = [[ln["productId"] for ln in r["json"]["invoice"]["lines"]] for r in creates(shop)]
+    p25, p0 = shop["p25"]["id"], shop["p0"]["id"]
+    assert sent == [[p25, p0, shipping["id"], p0], [fees["id"], p0]]
+
+
+def test_a_kind_s_line_at_a_rate_without_a_product_is_unbookable_before_any_call(shop):
+    fees = shop["standin"].add_product("Gebyrer", vat_rate=25)
+    billy = adapter(shop, products={"25": shop["p25"]["id"]}, fee_product=fees["id"])
+    lines = (Line("item", "Kjole", None, -1, Decimal("-500.00"), Decimal("25")),
+             Line("return_shipping_fee", "Returfragt", None, 1, Decimal("1.73"), Decimal("0")))
+
+    with pytest.raises(Unbookable) as refused:
+        billy.send(note(lines=lines))
+
+    assert refused.value.params == {"rate": "0", "item": "Returfragt"}
+    assert shop["standin"].requests == []
 
 
 def test_credit_note_lines_go_positive_because_the_type_carries_the_sign(shop):

@@ -189,6 +189,38 @@ def test_25_and_0_percent_lines_in_dkk_go_to_their_accounts(adapter, dinero):
     assert all(ln["BaseAmountValue"] > 0 and ln["Quantity"] > 0 for ln in sent["ProductLines"])
 
 
+def test_a_single_fee_or_shipping_account_is_the_25_percent_account_and_other_rates_use_their_own(adapter, dinero):
+    # A return fee split over goods at 25 % and 0 % (R5), and a 0 % share of shipping: the one
+    # fee/shipping account carries 25 % VAT, so the 0 % shares belong on the 0 % sales account.
+    lines = [Line("item", "Uldtrøje", "UT-1", -2, Decimal("-998.00"), Decimal(25)),
+             Line("item", "Strikkemagasin", "MAG-1", -1, Decimal("-45.00"), Decimal(0)),
+             Line("shipping", "PostNord", None, 0, Decimal("-30.00"), Decimal(25)),
+             Line("shipping", "PostNord", None, 0, Decimal("-9.00"), Decimal(0)),
+             Line("return_shipping_fee", "Returfragt", None, 1, Decimal("38.27"), Decimal(25)),
+             Line("return_shipping_fee", "Returfragt", None, 1, Decimal("1.73"), Decimal(0))]
+
+    adapter.send(note(lines=lines))
+
+    credit, charge = dinero.documents()
+    assert [ln["vat_rate"] for ln in credit["lines"]] == [Decimal(25), Decimal(0), Decimal(25), Decimal(0)]
+    assert [ln["vat_rate"] for ln in charge["lines"]] == [Decimal(25), Decimal(0)]
+    sent = {r["path"].rsplit("/", 1)[-1]: [ln["AccountNumber"] for ln in r["json"]["ProductLines"]]
+            for r in dinero.requests if r["method"] == "POST" and r["path"].endswith(("creditnotes", "invoices"))}
+    assert sent == {"creditnotes": [1000, 1010, 1100, 1010], "invoices": [1200, 1010]}
+
+
+def test_a_kind_s_line_at_a_rate_without_a_sales_account_is_unbookable_before_any_call(dinero, org):
+    adapter = DineroAdapter(config(org, accounts={"25": 1000}), dinero.url)
+    lines = [Line("item", "Uldtrøje", "UT-1", -1, Decimal("-499.00"), Decimal(25)),
+             Line("return_shipping_fee", "Returfragt", None, 1, Decimal("1.73"), Decimal(0))]
+
+    with pytest.raises(Unbookable) as refused:
+        adapter.send(note(lines=lines))
+
+    assert refused.value.params == {"rate": "0", "item": "Returfragt"}
+    assert dinero.requests == []
+
+
 def test_an_amount_that_does_not_divide_by_the_quantity_is_one_line_of_the_whole(adapter, dinero):
     adapter.send(note(lines=[Line("item", "Sokker", None, -3, Decimal("-100.00"), Decimal(25))]))
 
@@ -219,6 +251,44 @@ def test_a_withheld_customer_goes_to_the_default_contact(adapter, dinero):
     adapter.send(note(buyer=None))
 
     assert dinero.documents()[0]["customer"] == "Webshop-kunder"
+
+
+def test_a_withheld_buyer_s_credit_note_goes_to_the_contact_of_the_sale_invoice_it_credits(adapter, dinero, org):
+    hansen = dinero.add_contact(org.id, Name="Hansen ApS", CountryKey="DK", VatNumber="12345678")
+    sale = dinero.add_sale_invoice(org.id, "#1001", total=Decimal("499"), contact_guid=hansen["ContactGuid"])
+
+    booked = adapter.send(note(buyer=None))
+
+    doc = dinero.documents()[0]
+    assert (doc["customer"], doc["credited_invoice"]) == ("Hansen ApS", str(sale["Number"]))
+    assert booked.credited_invoice == str(sale["Number"])
+    sent = dinero.requests_to("POST /v1/*/sales/creditnotes")[0]["json"]
+    assert (sent["ContactGuid"], sent["CreditNoteFor"]) == (hansen["ContactGuid"], sale["Guid"])
+    assert dinero.requests_to("/v1/*/contacts*") == []     # no customer data looked up or written
+
+
+def test_a_withheld_buyer_s_exchange_invoice_goes_to_the_sale_invoice_s_contact_too(adapter, dinero, org):
+    hansen = dinero.add_contact(org.id, Name="Hansen ApS", CountryKey="DK")
+    dinero.add_sale_invoice(org.id, "#1001", total=Decimal("499"), contact_guid=hansen["ContactGuid"])
+    lines = [Line("item", "Uldtrøje, M", "UT-M", -1, Decimal("-499.00"), Decimal(25)),
+             Line("exchange_item", "Uldtrøje deluxe, M", "UTD-M", 1, Decimal("649.00"), Decimal(25))]
+
+    adapter.send(note(lines=lines, buyer=None))
+
+    assert [(d["type"], d["customer"]) for d in dinero.documents()] == [
+        ("credit_note", "Hansen ApS"), ("invoice", "Hansen ApS")]
+
+
+def test_a_linked_credit_note_goes_to_the_sale_invoice_s_contact_even_when_the_buyer_is_known_apart(adapter, dinero,
+                                                                                                   org):
+    dinero.add_contact(org.id, Name="Mette Jensen", CountryKey="DK", Email="mette@example.dk")
+    shop_contact = dinero.add_contact(org.id, Name="Webshop: Mette", CountryKey="DK")
+    sale = dinero.add_sale_invoice(org.id, "#1001", total=Decimal("499"), contact_guid=shop_contact["ContactGuid"])
+
+    adapter.send(note(buyer=Buyer(name="Mette Jensen", email="mette@example.dk")))
+
+    doc = dinero.documents()[0]
+    assert (doc["customer"], doc["credited_invoice"]) == ("Webshop: Mette", str(sale["Number"]))
 
 
 # --- limits and errors --------------------------------------------------------------------
@@ -413,6 +483,19 @@ def test_a_line_on_an_unknown_account_or_a_malformed_date_is_refused(dinero, org
 
     assert unknown_account.status_code == 400 and bad_date.status_code == 400
     assert dinero.documents() == []
+
+
+def test_the_standin_refuses_a_credit_note_for_an_invoice_of_another_contact(dinero, org):
+    sale = dinero.add_sale_invoice(org.id, "#1001", total=Decimal("499"))
+    api = Api(dinero, org)
+    body = {"Date": "2026-11-23", "ShowLinesInclVat": True, "CreditNoteFor": sale["Guid"], "ProductLines": [
+        {"Description": "Uldtrøje", "Quantity": 1, "AccountNumber": 1000, "BaseAmountValue": 499}]}
+
+    other = api("POST", "/sales/creditnotes", {**body, "ContactGuid": org.default_contact})
+    same = api("POST", "/sales/creditnotes", {**body, "ContactGuid": sale["ContactGuid"]})
+
+    assert other.status_code == 400 and "CreditNoteFor" in other.json()["validationErrors"]
+    assert same.status_code == 201
 
 
 def test_a_voucher_without_a_contact_cannot_be_booked(dinero, org):

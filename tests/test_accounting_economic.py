@@ -184,6 +184,40 @@ def test_25_and_0_percent_lines_in_dkk_book_to_the_ore(standin, adapter, roundin
     assert rates == {Decimal(25), Decimal(0)}
 
 
+def test_a_single_fee_or_shipping_product_is_the_25_percent_product_and_other_rates_use_their_own(standin, adapter):
+    # A return fee split over goods at 25 % and 0 % (R5), and a 0 % share of shipping: e-conomic
+    # takes VAT from the product's group, so a 0 % share on the 25 % fee product would not come
+    # to the note's total (and below the øre margin would be booked with VAT nobody paid).
+    lines = (Line("item", "Uldtrøje", "UT-1", -2, Decimal("-998.00"), Decimal(25)),
+             Line("item", "Strikkemagasin", "MAG-1", -1, Decimal("-45.00"), Decimal(0)),
+             Line("shipping", "PostNord", None, 0, Decimal("-30.00"), Decimal(25)),
+             Line("shipping", "PostNord", None, 0, Decimal("-9.00"), Decimal(0)),
+             Line("return_shipping_fee", "Returfragt", None, 1, Decimal("38.27"), Decimal(25)),
+             Line("return_shipping_fee", "Returfragt", None, 1, Decimal("1.73"), Decimal(0)))
+
+    adapter.send(note(*lines))
+
+    doc = booked_docs(standin)[0]
+    assert doc["total"] == sum(line.amount for line in lines)
+    ours = [ln for ln in doc["lines"] if ln["description"] != economic.ROUNDING_TEXT]
+    assert [ln["vat_rate"] for ln in ours] == [Decimal(25), Decimal(0), Decimal(25), Decimal(0), Decimal(25), Decimal(0)]
+    draft = standin.requests_to("/invoices/drafts", "POST")[0]["json"]
+    assert [ln["product"]["productNumber"] for ln in draft["lines"]
+            if ln["description"] != economic.ROUNDING_TEXT] == ["100", "200", "300", "200", "400", "200"]
+
+
+def test_a_kind_s_line_at_a_rate_without_a_product_is_unbookable_before_any_call(standin):
+    adapter = EconomicAdapter(config(products={"25": "100"}), standin.url, sleep=lambda s: None)
+    lines = (Line("item", "Uldtrøje", "UT-1", -1, Decimal("-499.00"), Decimal(25)),
+             Line("return_shipping_fee", "Returfragt", None, 1, Decimal("1.73"), Decimal(0)))
+
+    with pytest.raises(Unbookable) as refused:
+        adapter.send(note(*lines))
+
+    assert refused.value.params == {"rate": "0", "item": "Returfragt"}
+    assert standin.requests == []
+
+
 def test_rate_limit_429_is_transient_with_retry_after(standin, adapter):
     standin.fail_next(1, status=429, retry_after=7)
     with pytest.raises(Transient) as limited:

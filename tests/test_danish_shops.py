@@ -36,7 +36,7 @@ def test_a_rate_the_shop_mapped_to_nothing_is_failed_with_the_reason(danish_syst
 
     with db.transaction() as conn:
         cases = conn.execute("SELECT status, reason FROM cases WHERE shop_id = %s", (shop_id,)).fetchall()
-        sent = conn.execute("SELECT count(*) AS n FROM documents WHERE shop_id = %s AND payday_invoice_id IS NOT NULL",
+        sent = conn.execute("SELECT count(*) AS n FROM documents WHERE shop_id = %s AND accounting_id IS NOT NULL",
                             (shop_id,)).fetchone()["n"]
     assert [(c["status"], c["reason"]["code"]) for c in cases] == [("failed", "unbookable_vat_rate")]
     assert (str(cases[0]["reason"]["params"]["rate"]), cases[0]["reason"]["params"]["rates"]) == ("25", "0%")

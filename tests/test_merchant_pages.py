@@ -53,8 +53,8 @@ def add_case(shop_id: int, order: dict, status: str, *, n: int, kind="return", a
         if status in DOC_STATUS:
             conn.execute(
                 """INSERT INTO documents (shop_id, order_id, case_id, doc_key, trigger, lines, total, currency, gateway,
-                                          reference, status, last_error, last_error_kind, payday_invoice_id,
-                                          payday_number, request_body, sent_at)
+                                          reference, status, last_error, last_error_kind, accounting_id,
+                                          accounting_number, request_body, sent_at)
                    VALUES (%s, %s, %s, %s, 'return_close', %s, %s, 'ISK', 'shopify_payments', %s, %s, %s, %s, %s, %s, %s, %s)""",
                 (shop_id, order["id"], case["id"], f"return-{n}",
                  Jsonb([{"kind": "item", "description": "Krús", "sku": "KRUS", "quantity": -1, "amount": amount,

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from shopify_app import db
-from shopify_app.payday import (
+from shopify_app.accounting.payday.api import (
     BASE_URLS, MemoryTokenStore, PaydayAuthError, PaydayClient, PaydayNotFound, PaydayTransient,
     PaydayValidationError, PostgresTokenStore, credentials_hash,
 )
@@ -506,7 +506,7 @@ def test_outcome_unknown_create_is_found_among_the_customers_invoices_whatever_t
 
 
 def test_the_lookup_reads_the_first_page_then_from_the_last_back(api, payday, customer_id, monkeypatch):
-    from shopify_app import payday as payday_api
+    from shopify_app.accounting.payday import api as payday_api
 
     monkeypatch.setattr(payday_api, "LOOKUP_PERPAGE", 2)
     ids = [api.create_invoice(invoice_body(customer_id, reference=f"#2001 / {n}"))["id"] for n in range(7)]
@@ -518,8 +518,8 @@ def test_the_lookup_reads_the_first_page_then_from_the_last_back(api, payday, cu
 
 def test_a_customer_with_more_invoices_than_the_lookup_reads_is_unconfirmed_not_guessed(
         api, payday, customer_id, monkeypatch):
-    from shopify_app import payday as payday_api
-    from shopify_app.payday import PaydayUnconfirmed
+    from shopify_app.accounting.payday import api as payday_api
+    from shopify_app.accounting.payday.api import PaydayUnconfirmed
 
     monkeypatch.setattr(payday_api, "LOOKUP_PERPAGE", 1)
     monkeypatch.setattr(payday_api, "LOOKUP_PAGES", 2)
@@ -530,7 +530,7 @@ def test_a_customer_with_more_invoices_than_the_lookup_reads_is_unconfirmed_not_
 
 
 def test_send_email_only_where_payday_has_an_address(payday):
-    from shopify_app.payday import PaydayClient
+    from shopify_app.accounting.payday.api import PaydayClient
     from tests.plugins.payday_standin import PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET
 
     api = PaydayClient(payday.url, PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET)
@@ -542,7 +542,7 @@ def test_send_email_only_where_payday_has_an_address(payday):
 
 
 def test_a_customer_another_worker_just_made_is_found_by_one_lookup_not_a_failure(payday):
-    from shopify_app.payday import PaydayClient
+    from shopify_app.accounting.payday.api import PaydayClient
     from tests.plugins.payday_standin import PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET
 
     api = PaydayClient(payday.url, PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET)

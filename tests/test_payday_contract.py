@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-from shopify_app import db, documents, events, reconcile, shop_settings, shops
+from shopify_app import db, events, reconcile, shop_settings, shops
+from shopify_app.accounting.payday import numbers, originals
 from shopify_app.sandbox.player import PAYDAY_CLIENT, SHOP, install_shop, run_worker_until_idle
 
 ORDER = {"name": "#1001", "currency": "ISK", "taxes_included": True, "customer": {"email": "anna@example.is"},
@@ -63,8 +64,8 @@ def test_a_paid_credit_payday_refuses_is_created_unpaid_and_marked_paid_once_iss
     payday.paid_negative = "refused"
     closed_return(system)
     [invoice] = payday.invoices
-    assert invoice["status"] == "SENT" and rows("SELECT payday_number FROM documents") == [{"payday_number": None}]
-    documents.fetch_missing_numbers()   # the periodic job: numbered by now, so the payment is registered
+    assert invoice["status"] == "SENT" and rows("SELECT accounting_number FROM documents") == [{"accounting_number": None}]
+    numbers.fetch_missing_numbers()   # the periodic job: numbered by now, so the payment is registered
     [invoice] = payday.invoices
     assert invoice["status"] == "PAID" and invoice["paymentType"] and invoice["number"]
     posts = [r for r in payday.requests if r["method"] == "POST" and r["path"] == "/invoices"]
@@ -72,7 +73,7 @@ def test_a_paid_credit_payday_refuses_is_created_unpaid_and_marked_paid_once_iss
     assert rows("SELECT pay_later FROM documents") == [{"pay_later": None}]
     assert [r["kind"] for r in rows("SELECT kind FROM timeline WHERE kind LIKE 'payday_payment%%'")] == [
         "payday_payment_registered"]
-    documents.fetch_missing_numbers()   # the next round: nothing left to do, and nothing done twice
+    numbers.fetch_missing_numbers()   # the next round: nothing left to do, and nothing done twice
     assert len(payday.requests_to(f"/invoices/{invoice['id']}", "PUT")) == 1
 
 
@@ -110,7 +111,7 @@ def test_references_are_unique_between_two_shops_booking_into_one_payday_company
 
 def test_C7_the_sale_invoice_is_found_by_the_order_number_in_its_description_and_named_on_the_page(
         system, client, payday):
-    from shopify_app import payday as payday_api
+    from shopify_app.accounting.payday import api as payday_api
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
     books = payday_api.PaydayClient(payday.url, *PAYDAY_CLIENT)
     anna = books.find_or_create_customer(email="anna@example.is", name="Anna")
@@ -149,7 +150,7 @@ def test_the_second_document_of_a_buyer_costs_no_customer_lookup(system, payday)
 def test_the_sale_invoice_is_looked_up_once_per_order_so_a_later_document_costs_one_write(system, payday):
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
     order = closed_return(system)
-    documents.fetch_missing_numbers()
+    numbers.fetch_missing_numbers()
     before = len(payday.requests)
     system.shopify.store.apply(order, {"do": "refund", "lines": [], "shipping": "0", "amount": "100"})
     system.shopify.deliver()
@@ -159,7 +160,7 @@ def test_the_sale_invoice_is_looked_up_once_per_order_so_a_later_document_costs_
     assert len(payday.invoices) == 2
     # Its number comes with the periodic job's one read of the shop's list.
     before = len(payday.requests)
-    assert documents.fetch_missing_numbers() == 1
+    assert numbers.fetch_missing_numbers() == 1
     assert [(r["method"], r["path"]) for r in payday.requests[before:]] == [("GET", "/invoices")]
 
 
@@ -211,9 +212,9 @@ def test_C7_in_a_burst_one_read_of_the_shops_invoices_finds_the_sale_invoice_of_
     assert not [r for r in payday.requests if r["path"].endswith("/invoice")]   # no per-customer lookup
     assert not [r for r in payday.requests if r["method"] == "GET" and r["path"].startswith("/invoices/")]
     found = {name: credit_of(payday, name)["description"] for name in ("#1001", "#1002", "#1003", "#1004", "#1005")}
-    numbers = {inv["id"]: inv["number"] for inv in payday.invoices}
-    assert f"Kreditfærir reikning nr. {numbers[s1['id']]} dags." in found["#1001"]
-    assert f"Kreditfærir reikning nr. {numbers[s3['id']]} dags." in found["#1003"]
+    given = {inv["id"]: inv["number"] for inv in payday.invoices}
+    assert f"Kreditfærir reikning nr. {given[s1['id']]} dags." in found["#1001"]
+    assert f"Kreditfærir reikning nr. {given[s3['id']]} dags." in found["#1003"]
     assert all("Kreditfærir" not in found[name] for name in ("#1002", "#1004", "#1005"))
     # By order name: the orders' passes run in whatever order the dispatcher hands them out.
     assert [r["original_number"] != "" for r in rows("""SELECT d.original_number FROM documents d
@@ -225,7 +226,7 @@ def test_C7_in_a_burst_one_read_of_the_shops_invoices_finds_the_sale_invoice_of_
 
 
 def test_C7_a_window_longer_than_its_bound_is_looked_up_per_customer_as_before(system, payday, monkeypatch):
-    monkeypatch.setattr(documents, "WINDOW_PERPAGE", 1)   # three invoices: three pages, more than two
+    monkeypatch.setattr(originals, "WINDOW_PERPAGE", 1)   # three invoices: three pages, more than two
     install_shop(system, currency="ISK", taxes_included=True, gateways=["shopify_payments"])
     anna = payday.add_customer(client_id=PAYDAY_CLIENT[0], name="Anna", email="anna@example.is")["id"]
     for name in ("#1001", "#1002", "#1003"):
@@ -254,13 +255,13 @@ def test_C7_with_every_filter_ignored_the_window_keeps_only_its_own_days(system,
 def test_C7_the_window_is_the_days_around_the_order_when_its_date_is_known():
     today = date(2026, 10, 21)   # a Wednesday
     placed = {"order_date": date(2026, 10, 5), "order_heard_at": None, "document_date": today}
-    assert documents._window_days(placed, today) == (date(2026, 9, 28), date(2026, 10, 21))
+    assert originals.window_days(placed, today) == (date(2026, 9, 28), date(2026, 10, 21))
     old = {"order_date": date(2026, 6, 3), "document_date": today}
-    assert documents._window_days(old, today) == (date(2026, 6, 1), date(2026, 6, 28))
+    assert originals.window_days(old, today) == (date(2026, 6, 1), date(2026, 6, 28))
     heard = {"order_date": None, "order_heard_at": datetime(2026, 10, 20, 12, tzinfo=timezone.utc),
              "document_date": today}
-    start, end = documents._window_days(heard, today)
-    assert start.weekday() == 0 and (date(2026, 10, 20) - start).days >= documents.LOOKBACK_DAYS and end == today
+    start, end = originals.window_days(heard, today)
+    assert start.weekday() == 0 and (date(2026, 10, 20) - start).days >= originals.LOOKBACK_DAYS and end == today
 
 
 def test_numbers_come_from_the_periodic_job_in_one_read_per_shop(system, payday):
@@ -268,20 +269,20 @@ def test_numbers_come_from_the_periodic_job_in_one_read_per_shop(system, payday)
     payday.number_delay = 3600   # Payday numbers them a minute or so later
     closed_returns(system, ["#1001", "#1002", "#1003"])
     assert not [r for r in payday.requests if r["method"] == "GET" and r["path"].startswith("/invoices/")]
-    assert rows("SELECT count(*) AS n FROM documents WHERE payday_number IS NULL") == [{"n": 3}]
+    assert rows("SELECT count(*) AS n FROM documents WHERE accounting_number IS NULL") == [{"n": 3}]
     before = len(payday.requests)
-    assert documents.fetch_missing_numbers() == 0             # listed, not numbered yet: they wait
+    assert numbers.fetch_missing_numbers() == 0             # listed, not numbered yet: they wait
     assert [(r["method"], r["path"]) for r in payday.requests[before:] if r["path"] != "/auth/token"] == [
         ("GET", "/invoices")]
     payday.issue_now()
     before = len(payday.requests)
-    assert documents.fetch_missing_numbers() == 3
+    assert numbers.fetch_missing_numbers() == 3
     assert [(r["method"], r["path"]) for r in payday.requests[before:]] == [("GET", "/invoices")]
-    numbers = {str(inv["id"]): str(inv["number"]) for inv in payday.invoices}
-    assert all(numbers[r["payday_invoice_id"]] == r["payday_number"]
-               for r in rows("SELECT payday_invoice_id, payday_number FROM documents"))
+    given = {str(inv["id"]): str(inv["number"]) for inv in payday.invoices}
+    assert all(given[r["accounting_id"]] == r["accounting_number"]
+               for r in rows("SELECT accounting_id, accounting_number FROM documents"))
     before = len(payday.requests)
-    assert documents.fetch_missing_numbers() == 0 and len(payday.requests) == before   # nothing left to ask
+    assert numbers.fetch_missing_numbers() == 0 and len(payday.requests) == before   # nothing left to ask
 
 
 def test_an_invoice_the_list_does_not_show_is_read_alone(system, payday):
@@ -290,9 +291,9 @@ def test_an_invoice_the_list_does_not_show_is_read_alone(system, payday):
     with db.transaction() as conn:   # the list of its days misses it (as if Payday had dated it otherwise)
         conn.execute("""UPDATE documents SET request_body = jsonb_set(request_body, '{invoiceDate}', '"2020-01-01"')""")
     before = len(payday.requests)
-    assert documents.fetch_missing_numbers() == 1
+    assert numbers.fetch_missing_numbers() == 1
     assert [r["path"].count("/") for r in payday.requests[before:] if r["method"] == "GET"] == [1, 2]
-    assert rows("SELECT payday_number FROM documents") == [{"payday_number": str(payday.invoices[0]["number"])}]
+    assert rows("SELECT accounting_number FROM documents") == [{"accounting_number": str(payday.invoices[0]["number"])}]
 
 
 # --- "Payday keeps stock for these products" (docs/PAYDAY_MODEL.md F1-F5) ----------------------

@@ -82,8 +82,8 @@ def test_D1_worker_killed_between_the_payday_call_and_the_bookkeeping_leaves_no_
     events.sweep()                                            # the periodic sweep finds the work in Postgres
     run_worker_until_idle()
     assert len(payday.invoices) == 1 and len(invoice_posts(payday)) == 1
-    [doc] = rows("SELECT status, payday_invoice_id, payday_number FROM documents")
-    assert doc["status"] == "sent" and doc["payday_invoice_id"] == str(payday.invoices[0]["id"]) and doc["payday_number"]
+    [doc] = rows("SELECT status, accounting_id, accounting_number FROM documents")
+    assert doc["status"] == "sent" and doc["accounting_id"] == str(payday.invoices[0]["id"]) and doc["accounting_number"]
     assert [r["status"] for r in rows("SELECT status FROM cases")] == ["created"]
 
 
@@ -297,7 +297,7 @@ def test_orders_unread_while_shopify_refused_the_token_are_read_once_the_app_is_
 
 
 def test_D1_another_stores_invoice_under_the_same_reference_is_not_taken_for_ours(system, closed_return, payday):
-    from shopify_app import payday as payday_api
+    from shopify_app.accounting.payday import api as payday_api
     from shopify_app.sandbox.player import PAYDAY_CLIENT
 
     payday.fail_after_commit_next(1, status=None)   # ours is stored, then the connection drops
@@ -314,14 +314,14 @@ def test_D1_another_stores_invoice_under_the_same_reference_is_not_taken_for_our
         conn.execute("UPDATE documents SET next_attempt_at = now()")
     events.sweep()
     run_worker_until_idle()
-    [doc] = rows("SELECT status, payday_invoice_id FROM documents")
+    [doc] = rows("SELECT status, accounting_id FROM documents")
     ours = [inv for inv in payday.invoices if inv["reference"] == "#1001 / #1001-R1" and inv["customer"]["id"] != customer]
     assert len(payday.invoices) == 2 and len(ours) == 1
-    assert doc["status"] == "sent" and doc["payday_invoice_id"] == str(ours[0]["id"])
+    assert doc["status"] == "sent" and doc["accounting_id"] == str(ours[0]["id"])
 
 
 def test_C7_the_credit_invoice_names_the_sale_invoice_of_that_order_and_customer(system, closed_return, payday):
-    from shopify_app import payday as payday_api
+    from shopify_app.accounting.payday import api as payday_api
     from shopify_app.sandbox.player import PAYDAY_CLIENT
 
     books = payday_api.PaydayClient(payday.url, *PAYDAY_CLIENT)

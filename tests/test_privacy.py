@@ -224,7 +224,7 @@ def test_after_customers_redact_no_table_holds_the_customers_details_and_none_co
 
 
 def test_payday_errors_never_carry_a_customers_details_in_their_path():
-    from shopify_app.payday import shown_path
+    from shopify_app.accounting.payday.api import shown_path
 
     assert shown_path("/customers/number/1203894569") == "/customers/number/…"
     assert shown_path("/customers/search/?query=anna@example.is") == "/customers/search/"

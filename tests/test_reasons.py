@@ -174,6 +174,14 @@ def test_a_gateway_is_named_as_the_customer_knows_it():
     assert invoicing.gateway_name("manual") == "Handvirk greiðsla"
 
 
+def test_a_gateway_is_named_in_the_readers_language():
+    # A Danish credit note says "Refunderet via Kontant", never the Icelandic word; Settings
+    # names the gateways in the merchant's language.
+    assert (invoicing.gateway_name("cash", "da"), invoicing.gateway_name("cash", "en")) == ("Kontant", "Cash")
+    doc = {"trigger": "refund", "gateway": "cash", "lines": [{"amount": "-499.00"}]}
+    assert "Refunderet via Kontant" in invoicing.description(doc, order_name="#1001", language="da")
+
+
 # --- through the pipeline --------------------------------------------------------------------
 
 ORDER = {"name": "#1001", "customer": {"email": "anna@example.is"},

@@ -21,7 +21,8 @@ import requests
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from shopify_app import config, crypto, db, home, payday, shop_settings, shops
+from shopify_app import config, crypto, db, home, shop_settings, shops
+from shopify_app.accounting.payday import api as payday
 from tests.conftest import API_KEY, API_SECRET, HEALTHZ_TOKEN, SESSION_SECRET
 from tests.helpers import SHOP, body_of, webhook_headers
 from tests.sandbox_process import SandboxProcess

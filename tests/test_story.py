@@ -8,7 +8,8 @@ import re
 import pytest
 from flask import render_template_string
 
-from shopify_app import db, documents, home, story
+from shopify_app import db, home, story
+from shopify_app.accounting.payday import numbers
 from shopify_app.sandbox.player import SHOP, Player, run_worker_until_idle
 
 ORDER = {"name": "#1001", "customer": {"email": "anna@example.is"},
@@ -18,7 +19,7 @@ ORDER = {"name": "#1001", "customer": {"email": "anna@example.is"},
 
 def play(system, steps, order=ORDER) -> dict:
     Player(system).play({"order": order, "steps": steps})
-    documents.fetch_missing_numbers()   # the minute's job: Payday's numbers, as the merchant soon sees them
+    numbers.fetch_missing_numbers()   # the minute's job: Payday's numbers, as the merchant soon sees them
     with db.transaction() as conn:
         return conn.execute("SELECT * FROM cases ORDER BY id").fetchone()
 
@@ -45,7 +46,7 @@ def test_the_story_of_a_return_tells_what_happened_without_webhook_topics_or_unc
         {"do": "return_close", "return": "R1"},
     ])
     with db.transaction() as conn:
-        number = conn.execute("SELECT payday_number FROM documents").fetchone()["payday_number"]
+        number = conn.execute("SELECT accounting_number FROM documents").fetchone()["accounting_number"]
         assert conn.execute("SELECT count(*) AS n FROM webhook_events").fetchone()["n"] >= 4   # the triggers came
     lines = story_lines(app, case)
     assert lines == [
@@ -118,7 +119,7 @@ def test_an_exchange_that_costs_the_customer_more_is_an_invoice_not_a_credit_inv
     assert doc["is_charge"] and doc["kind_label"] == "Invoice" and doc["total"] > 0
     assert heading == "Invoices of order #1001"
     lines = story_lines(app, case)
-    assert f"Invoice {doc['payday_number']} made in Payday" in lines
+    assert f"Invoice {doc['accounting_number']} made in Payday" in lines
     assert "Exchange #1001-R1 opened (1 item back)" in lines and "Exchange #1001-R1 closed" in lines
     assert not [line for line in lines if "Credit invoice" in line]
 
@@ -145,12 +146,12 @@ def test_a_reopened_return_still_shows_the_invoice_it_has(app, system, client):
     # The list's row links the invoice it has, beside why the case waits.
     home_html = page(client, system, "/")
     row = re.search(rf'<s-table-row data-case-id="{case["id"]}".*?</s-table-row>', home_html, re.S).group(0)
-    assert f"/invoices/{doc['payday_invoice_id']}" in row and 'data-testid="reason"' in row
+    assert f"/invoices/{doc['accounting_id']}" in row and 'data-testid="reason"' in row
     # The case's page lists it among the order's documents, and the story tells the reopening.
     html = page(client, system, f"/cases/{case['id']}")
-    assert html.count('data-testid="document"') == 1 and f"/invoices/{doc['payday_invoice_id']}" in html
+    assert html.count('data-testid="document"') == 1 and f"/invoices/{doc['accounting_id']}" in html
     lines = story_lines(app, case)
-    assert lines[-1] == "Return #1001-R1 reopened" and f"Credit invoice {doc['payday_number']} made in Payday" in lines
+    assert lines[-1] == "Return #1001-R1 reopened" and f"Credit invoice {doc['accounting_number']} made in Payday" in lines
 
 
 @pytest.mark.parametrize("kind", story.RETURN_KINDS)

@@ -15,12 +15,23 @@ invoice, or a credit note and an invoice)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import ClassVar, Protocol
+from typing import Callable, ClassVar, Protocol
+from zoneinfo import ZoneInfo
 
 SYSTEMS = ("payday", "economic", "dinero", "billy")
 NAMES = {"payday": "Payday", "economic": "e-conomic", "dinero": "Dinero", "billy": "Billy"}   # as each writes itself
+# The company's time: a document is dated by the day of what happened in Shopify where its books
+# are kept (a return closed at 23:30 UTC is the next day's in Copenhagen, the same day's in
+# Reykjavik), and the merchant reads times in it.
+ZONES = {"payday": ZoneInfo("Atlantic/Reykjavik"), "economic": ZoneInfo("Europe/Copenhagen"),
+         "dinero": ZoneInfo("Europe/Copenhagen"), "billy": ZoneInfo("Europe/Copenhagen")}
+
+
+def local_day(system: str, moment: datetime | None = None) -> date:
+    """The calendar day of a moment (now, without one) in the company's time."""
+    return (moment or datetime.now(timezone.utc)).astimezone(ZONES[system]).date()
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,16 @@ class Buyer:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a note comes from in Skilvís's tables: a system whose lookups are cached in Postgres
+    (Payday's customers and sale-invoice windows) keys them by it."""
+    shop_id: int
+    order_id: int
+    document_id: int
+    order_heard_at: datetime | None = None   # when Skilvís first heard of the order
+
+
+@dataclass(frozen=True)
 class Note:
     reference: str         # unique in the shop's company and stable: written where the system can find it again
     order_name: str        # "#1001": the sale invoice is looked for by it
@@ -54,8 +75,14 @@ class Note:
     gateway: str | None    # Shopify's gateway id; the shop maps it to the system's payment account
     buyer: Buyer | None
     lines: tuple[Line, ...]
-    text: str              # what the customer reads: the order, the return, the reason, the note
+    text: str              # what the customer reads, in the company's language: the order, the return, the reason
     order_placed: date | None = None
+    # What the text is made of, for a system that writes its own (Payday names the sale invoice in it).
+    trigger: str = "return_close"   # decision.py's triggers: return_close, exchange_settled, refund, manual, correction
+    return_name: str | None = None  # "#1001-R1"
+    reason: str | None = None       # the customer's reason for the return, as Shopify gives it
+    remark: str | None = None       # the merchant's note on the refund
+    source: Source | None = None
 
     @property
     def total(self) -> Decimal:
@@ -64,6 +91,13 @@ class Note:
     @property
     def is_charge(self) -> bool:
         return self.total > 0
+
+    def as_json(self) -> dict:
+        """What was handed to the adapter, kept on the document (the case page shows its lines)."""
+        return {"reference": self.reference, "text": self.text, "currency": self.currency,
+                "date": self.date.isoformat(),
+                "lines": [{"description": l.description, "quantity": l.quantity, "amount": str(l.amount),
+                           "vat_rate": str(l.vat_rate), "kind": l.kind} for l in self.lines]}
 
 
 @dataclass(frozen=True)
@@ -132,15 +166,44 @@ class Adapter(Protocol):
     def bookable_rates(self) -> frozenset[Decimal]:
         """The VAT rates a document can carry as the shop is set up (D3)."""
 
-    def find(self, note: Note) -> Booked | None:
+    def find(self, note: Note, sent: dict | None = None) -> Booked | None:
         """The document made for this note earlier, found by its reference (called before a
         create whose last attempt's outcome is unknown, and wherever the system has no
-        server-side idempotency)."""
+        server-side idempotency). `sent`: the request journaled before that attempt."""
 
-    def send(self, note: Note) -> Booked:
+    def send(self, note: Note, journal: Journal | None = None) -> Booked:
         """Make the note in the system, booked (numbered, irreversible), linked to the invoice it
         credits where the system has the link. Raises Unbookable before any call when a line
-        cannot be booked."""
+        cannot be booked. `journal(request, **columns)` is called before the first call that
+        may create something, with what will be sent: the document is `sending` from then on."""
+
+    def record_booked(self, conn, doc: dict) -> None:
+        """Noted in the transaction that records the document as booked (Payday: the stock
+        moves it owes)."""
+
+    def follow_up(self, order_id: int) -> None:
+        """Work the order's documents left for later in this system (Payday: returned goods
+        back into stock); called after each pass's sends."""
+
+
+# journal(request, **columns): the columns a system may note on the document while sending it
+# (documents.JOURNAL_COLUMNS).
+Journal = Callable[..., None]
+
+
+class Base:
+    """What an adapter of a system that keeps nothing of ours between documents has in common."""
+
+    def record_booked(self, conn, doc: dict) -> None:
+        pass
+
+    def follow_up(self, order_id: int) -> None:
+        pass
+
+    @staticmethod
+    def journaled(note: Note, journal: Journal | None) -> None:
+        if journal:
+            journal(note.as_json())
 
 
 # --- the shop's system ---------------------------------------------------------------------
@@ -156,9 +219,17 @@ def has_credentials(system: str, config: dict) -> bool:
     return all(str(config.get(key) or "").strip() for key in CREDENTIALS.get(system, ("?",)))
 
 
+def for_shop(settings) -> Adapter:
+    """The shop's system, connected as its settings say (shop_settings.ShopSettings)."""
+    if settings.accounting == "payday":
+        from .payday.adapter import PaydayAdapter
+        return PaydayAdapter(settings)
+    return adapter(settings.accounting, settings.accounting_config)
+
+
 def adapter(system: str, config: dict) -> Adapter:
-    """The Danish system's adapter for a shop's connection (Payday's flow is documents.py's own:
-    its lookups and caches live in our tables). Base URLs from <SYSTEM>_BASE_URL, as Payday's."""
+    """A Danish system's adapter for a connection's config (Settings' test connection, before
+    it is saved). Base URLs from <SYSTEM>_BASE_URL, as Payday's."""
     if system == "economic":
         from .economic import EconomicAdapter
         return EconomicAdapter(config)

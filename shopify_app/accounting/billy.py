@@ -8,8 +8,11 @@ Config (a plain dict; the shop's settings fill it):
     products            {"25": productId, "0": productId}: a VAT rate → the Billy product whose
                         sales-tax ruleset books that rate (a line's taxRate is read-only in Billy);
                         the keys are the rates the shop can book
-    shipping_product    a productId, or {"25": id, ...}: shipping lines (default: `products`)
-    fee_product         a productId, or {"25": id, ...}: return fees (default: `products`)
+    shipping_product    a productId, or {"25": id, ...}: shipping lines (default: `products`);
+                        one product books 25 %, so it takes the 25 % lines only and a line at
+                        another rate takes that rate's product in `products`
+    fee_product         a productId, or {"25": id, ...}: return fees (default: `products`), the
+                        same way
     default_contact_id  the Billy contact that takes a note without a buyer (Shopify withheld it)
     payment_accounts    {gateway: accountId}: with note.paid_date, the money's movement is posted
                         as a bank payment on that (payment-enabled) account
@@ -37,7 +40,7 @@ from decimal import Decimal
 
 import requests
 
-from . import AccountingError, AuthError, Booked, Line, Note, Transient, Unbookable, Unconfirmed, ValidationError
+from . import AccountingError, AuthError, Base, Booked, Journal, Line, Note, Transient, Unbookable, Unconfirmed, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ MAX_PAGES = 20
 CENT = Decimal("0.01")
 CHARGE_SUFFIX = ":charge"
 FEE_KINDS = ("return_shipping_fee", "restocking_fee")
+STANDARD_RATE = Decimal(25)   # Danish VAT: what a single shipping or fee product books
 # The words the adapter puts before a line's own text (the customer reads them; Danish shop).
 KIND_WORDS = {"shipping": "Fragt", "return_shipping_fee": "Returfragt", "restocking_fee": "Returgebyr",
               "adjustment": "Regulering"}
@@ -80,7 +84,7 @@ class Part:
     total: Decimal            # VAT included, positive
 
 
-class BillyAdapter:
+class BillyAdapter(Base):
     system = "billy"
 
     def __init__(self, config: dict, base_url: str | None = None, *, session: requests.Session | None = None,
@@ -140,7 +144,7 @@ class BillyAdapter:
                             "products": products, "payment_accounts": accounts, "contacts": contacts,
                             "payment_terms_modes": list(PAYMENT_TERMS_MODES)}}
 
-    def find(self, note: Note) -> Booked | None:
+    def find(self, note: Note, sent: dict | None = None) -> Booked | None:
         """Every document of the note, found by its reference and approved; None otherwise
         (send() then makes only what is missing)."""
         refs = [ref for _, ref in self._sides(note)]
@@ -149,10 +153,11 @@ class BillyAdapter:
             return None
         return self._booked([found[r] for r in refs])
 
-    def send(self, note: Note) -> Booked:
+    def send(self, note: Note, journal: Journal | None = None) -> Booked:
         parts = self._plan(note)                       # Unbookable before any call
         if note.buyer is None and not self.default_contact_id:
             raise ValidationError("Billy: no default contact is set for documents without a customer")
+        self.journaled(note, journal)
         found = self._find_refs(note, [p.reference for p in parts])
         docs, sale, contact_id, looked = [], None, None, False
         for part in parts:
@@ -205,7 +210,10 @@ class BillyAdapter:
         special = self.shipping if line.kind == "shipping" else self.fee if line.kind in FEE_KINDS else None
         if isinstance(special, dict) and rate in special:
             return special[rate]
-        if isinstance(special, str) and rate in self.products:
+        if isinstance(special, str) and rate == STANDARD_RATE and rate in self.products:
+            # One product's sales-tax ruleset books one rate, and a shop's own shipping or fee
+            # product books Denmark's 25 %: a share at another rate (over exempt goods) takes
+            # that rate's product below, or Billy would add VAT the customer never paid.
             return special
         if rate in self.products:
             return self.products[rate]

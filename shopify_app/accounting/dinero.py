@@ -17,10 +17,14 @@ Config keys (a plain dict, as Settings stores it):
                                whose VAT code carries that rate. A rate not here cannot be booked.
     shipping_account           the account for shipping lines: one account number, or a map of
                                rate → account like `accounts` (a rate missing from it cannot be
-                               booked)
+                               booked). One account is a sales account with VAT, so it takes
+                               the 25 % lines only; a shipping line at another rate (a share of
+                               shipping over exempt goods) goes to that rate's account in
+                               `accounts`
     fee_account                the same for return fees (return shipping fee, restocking fee)
     default_contact_guid       the Dinero contact that takes a document when Shopify withholds the
-                               customer (note.buyer is None)
+                               customer (note.buyer is None) and no sale invoice of the order is
+                               found (a found one says who the customer is)
     currencies                 optional: the currencies the shop books in Dinero (default ["DKK"])
     language                   optional: "da-DK" (default) or "en-GB", the document's language
     auth_url                   optional: the token endpoint (else DINERO_AUTH_URL, else derived
@@ -34,7 +38,9 @@ exchange's new goods, amount > 0) make an invoice. A plain return is one credit 
 exchange is a credit note for what came back and an invoice for what went out, whichever way it
 nets (a charge with nothing coming back is an invoice alone). Both are booked (numbered,
 irreversible). A negative line inside a credit note is not something Dinero documents, so it is
-never sent.
+never sent. A note's documents go to one contact: the sale invoice's when one is found (a credit
+note goes to the contact of the invoice it credits), else the buyer's (found by CVR or e-mail, or
+created), else the default contact.
 
 Exactly once: Dinero has no idempotency key. Each document carries our reference in
 `ExternalReference` (the credit note: the note's reference; the invoice: the reference + "/charge"),
@@ -60,7 +66,7 @@ from typing import ClassVar
 
 import requests
 
-from . import AuthError, Booked, Line, Note, Transient, Unbookable, Unconfirmed, ValidationError
+from . import AuthError, Base, Booked, Journal, Line, Note, Transient, Unbookable, Unconfirmed, ValidationError
 
 BASE_URL = "https://api.dinero.dk"
 AUTH_URL = "https://authz.dinero.dk/dineroapi/oauth/token"
@@ -78,6 +84,7 @@ CENT = Decimal("0.01")
 NO_PRO_CODES = (48, 90)                 # api.dinero.dk/docs says 48, the error page says 90
 OUTDATED_TIMESTAMP = 58
 FEE_KINDS = ("return_shipping_fee", "restocking_fee")
+STANDARD_RATE = Decimal(25)            # Danish VAT; a single shipping or fee account carries it
 CREDIT_FIELDS = "Guid,Number,ExternalReference,Status,TotalInclVat,ContactGuid,Date,Currency,CreditNoteFor"
 INVOICE_FIELDS = "Guid,Number,ExternalReference,Status,TotalInclVat,ContactGuid,Date,Currency,Description"
 BOOKED_STATUSES = ("Booked", "Paid", "OverPaid", "Overdue")
@@ -144,7 +151,7 @@ class _Refused(Exception):
         self.status, self.code, self.message, self.detail = status, code, message, detail
 
 
-class DineroAdapter:
+class DineroAdapter(Base):
     system: ClassVar[str] = "dinero"
 
     def __init__(self, config: dict, base_url: str | None = None, *, auth_url: str | None = None,
@@ -190,7 +197,7 @@ class DineroAdapter:
                             "accounts": [{"number": a.get("AccountNumber"), "name": a.get("Name"),
                                           "vat_code": a.get("VatCode")} for a in _collection(accounts)]}}
 
-    def find(self, note: Note) -> Booked | None:
+    def find(self, note: Note, sent: dict | None = None) -> Booked | None:
         """The booked documents made for this note earlier, or None while any part is missing or
         still a draft (send() then makes or books only what is missing)."""
         credits, charges = _split(note)
@@ -209,20 +216,24 @@ class DineroAdapter:
             return None
         return self._answer(found, credited=found[0].get("CreditNoteFor") if credits else None)
 
-    def send(self, note: Note) -> Booked:
+    def send(self, note: Note, journal: Journal | None = None) -> Booked:
         credits, charges = _split(note)
         plan = self._check(note, credits, charges)      # Unbookable before any call
+        self.journaled(note, journal)
         made = []
-        credited_guid = None
-        contact = None
+        sale, contact, looked = None, None, False
         for kind, lines, reference in plan:
             doc = self._find_own(kind, reference)
             if doc is None:
-                if contact is None:
-                    contact = self._contact(note.buyer)
-                if kind == "credit" and credited_guid is None:
-                    credited_guid = self._sale_invoice(note.order_name) or ""
-                doc = self._create(kind, note, lines, reference, contact, credited_guid or None)
+                if not looked:
+                    # A credit note goes to the contact of the invoice it credits (model D3), and
+                    # the note's documents keep to one customer; only a note crediting no sale
+                    # invoice needs the buyer, or the default contact when Shopify withholds them.
+                    sale = self._sale_invoice(note.order_name) if credits else None
+                    contact = sale["ContactGuid"] if sale else self._contact(note.buyer)
+                    looked = True
+                credited = sale["Guid"] if sale and kind == "credit" else None
+                doc = self._create(kind, note, lines, reference, contact, credited)
             if not _booked(doc):
                 doc = self._book(kind, doc)
             made.append(doc)
@@ -275,8 +286,11 @@ class DineroAdapter:
         accounts = {_rate(k): v for k, v in (self.config.get("accounts") or {}).items()}
         if isinstance(source, dict):
             choice = {_rate(k): v for k, v in source.items()}.get(rate)
-        elif source not in (None, "") and rate in accounts:
-            choice = source     # one account for the kind; the rate must still be one the shop books
+        elif source not in (None, "") and rate == STANDARD_RATE and rate in accounts:
+            # One account for the kind is a sales account with VAT, and Denmark has one VAT rate:
+            # it books 25 % whatever the line says, so it takes only 25 % lines (and only while
+            # the shop books 25 % at all, as bookable_rates says).
+            choice = source
         else:
             choice = accounts.get(rate)
         if choice in (None, ""):
@@ -321,10 +335,11 @@ class DineroAdapter:
         doc["_kind"] = kind
         return doc
 
-    def _sale_invoice(self, order_name: str) -> str | None:
-        """The booked sale invoice naming the order: first by ExternalReference (where shop
-        integrations put the order), then by Dinero's free-text search (number, contact,
-        description). Each candidate is checked here: the order name as a whole word."""
+    def _sale_invoice(self, order_name: str) -> dict | None:
+        """The booked sale invoice naming the order ({"Guid", "ContactGuid"}): first by
+        ExternalReference (where shop integrations put the order), then by Dinero's free-text
+        search (number, contact, description). Each candidate is checked here: the order name
+        as a whole word."""
         name = (order_name or "").strip()
         if not name:
             return None
@@ -345,9 +360,14 @@ class DineroAdapter:
                     if row.get("Status") not in BOOKED_STATUSES or reference.endswith(CHARGE_SUFFIX):
                         continue   # a draft, or an exchange's invoice this adapter made: not the sale
                     if word.search(reference) or word.search(str(row.get("Description") or "")):
+                        contact = row.get("ContactGuid")
+                        if not contact:   # a list that left the field out: the invoice itself has it
+                            contact = self._call("GET", f"/v1/{self.org}/invoices/{row['Guid']}").get("ContactGuid")
+                        if not contact:
+                            continue      # cannot be credited to its own contact: not linked
                         number = row.get("Number")
                         self._invoice_numbers[row["Guid"]] = None if number in (None, "") else str(number)
-                        return row["Guid"]
+                        return {"Guid": row["Guid"], "ContactGuid": contact}
                 if len(rows) < PAGE_SIZE:
                     break
         return None

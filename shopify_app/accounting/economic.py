@@ -10,8 +10,11 @@ Config (a plain dict; numbers may be given as strings):
     vat_zone_number         recipient.vatZone.vatZoneNumber (and the vatZone of new customers)
     products                {"25": "<productNumber>", "0": "<productNumber>"}: the product whose
                             product group books that VAT rate (e-conomic takes no rate per line)
-    shipping_product        productNumber for shipping lines (or {"25": ..., "0": ...} by rate)
-    fee_product             productNumber for return-shipping and restocking fees (or a dict by rate)
+    shipping_product        productNumber for shipping lines (or {"25": ..., "0": ...} by rate);
+                            one product books 25 %, so it takes the 25 % lines only and a line
+                            at another rate takes products[rate]
+    fee_product             productNumber for return-shipping and restocking fees (or a dict by
+                            rate), the same way
     default_customer_number the customer a note without a buyer goes to (Shopify withholds them)
     customer_group_number   customerGroup of customers this adapter creates (none: the default
                             customer takes buyers e-conomic does not know)
@@ -45,7 +48,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import requests
 
-from . import AccountingError, AuthError, Booked, Note, Transient, Unbookable, ValidationError
+from . import AccountingError, AuthError, Base, Booked, Journal, Note, Transient, Unbookable, ValidationError
 
 BASE_URL = "https://restapi.e-conomic.com"
 TIMEOUT = (5, 30)          # connect, read (seconds)
@@ -60,6 +63,7 @@ HEADING_MAX, TEXT_MAX, DESCRIPTION_MAX = 250, 1000, 2500
 CENT = Decimal("0.01")
 MAX_ROUNDING = Decimal("0.05")  # more than this between our net and e-conomic's gross is not rounding
 FEE_KINDS = ("return_shipping_fee", "restocking_fee")
+STANDARD_RATE = "25"       # Danish VAT, as a rate key: what a single shipping or fee product books
 ROUNDING_TEXT = "Øreafrunding"
 KIND_WORDS = {"shipping": "Fragt", "return_shipping_fee": "Returfragt", "restocking_fee": "Returgebyr"}
 
@@ -132,7 +136,7 @@ def _bucket_for(key: str, capacity: float) -> _Bucket:
         return bucket
 
 
-class EconomicAdapter:
+class EconomicAdapter(Base):
     system = "economic"
 
     def __init__(self, config: dict, base_url: str | None = None, *, timeout=TIMEOUT, sleep=time.sleep,
@@ -181,12 +185,13 @@ class EconomicAdapter:
         return {"ok": True, "message": f"e-conomic: {company or me.get('agreementNumber', '')}".strip(),
                 "choices": choices}
 
-    def find(self, note: Note) -> Booked | None:
+    def find(self, note: Note, sent: dict | None = None) -> Booked | None:
         invoice = self._find_booked(stored_reference(note.reference))
         return self._booked(invoice) if invoice else None
 
-    def send(self, note: Note) -> Booked:
+    def send(self, note: Note, journal: Journal | None = None) -> Booked:
         lines = self._plan_lines(note)            # Unbookable before any call
+        self.journaled(note, journal)
         reference = stored_reference(note.reference)
         found = self._find_booked(reference)
         if found:
@@ -252,6 +257,11 @@ class EconomicAdapter:
             self.config.get("fee_product") if kind in FEE_KINDS else None)
         if isinstance(mapped, dict):
             mapped = {_rate_key(Decimal(k)): v for k, v in mapped.items()}.get(rate)
+        elif rate != STANDARD_RATE:
+            # One product's group books one VAT rate, and a shop's own shipping or fee product
+            # books Denmark's 25 %: a share at another rate (over exempt goods) takes that rate's
+            # product, or e-conomic would add VAT the customer never paid.
+            mapped = None
         return str(mapped) if mapped else products[rate]
 
     @staticmethod

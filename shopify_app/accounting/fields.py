@@ -14,8 +14,8 @@ FIELDS = {
         ("vat_zone_number", lazy_gettext("VAT zone number (1: domestic)"), False),
         ("products.25", lazy_gettext("Product number for goods with 25% VAT"), False),
         ("products.0", lazy_gettext("Product number for VAT-exempt goods (0%)"), False),
-        ("shipping_product", lazy_gettext("Product number for shipping"), False),
-        ("fee_product", lazy_gettext("Product number for return fees"), False),
+        ("shipping_product", lazy_gettext("Product number for shipping (25% VAT)"), False),
+        ("fee_product", lazy_gettext("Product number for return fees (25% VAT)"), False),
         ("customer_group_number", lazy_gettext("Customer group for new customers"), False),
         ("default_customer_number", lazy_gettext("Customer number used when Shopify withholds the customer"), False),
     ),
@@ -24,17 +24,19 @@ FIELDS = {
         ("organization_id", lazy_gettext("Organization ID"), False),
         ("accounts.25", lazy_gettext("Sales account for goods with 25% VAT"), False),
         ("accounts.0", lazy_gettext("Sales account for VAT-exempt goods (0%)"), False),
-        ("shipping_account", lazy_gettext("Sales account for shipping"), False),
-        ("fee_account", lazy_gettext("Sales account for return fees"), False),
-        ("default_contact_guid", lazy_gettext("Contact used when Shopify withholds the customer"), False),
+        ("shipping_account", lazy_gettext("Sales account for shipping (25% VAT)"), False),
+        ("fee_account", lazy_gettext("Sales account for return fees (25% VAT)"), False),
+        ("default_contact_guid", lazy_gettext("Contact used when Shopify withholds the customer and the sale invoice "
+                                              "is not found"), False),
     ),
     "billy": (
         ("access_token", lazy_gettext("Access token (Billy: Settings → Access tokens)"), True),
         ("products.25", lazy_gettext("Product for goods with 25% VAT"), False),
         ("products.0", lazy_gettext("Product for VAT-exempt goods (0%)"), False),
-        ("shipping_product", lazy_gettext("Product for shipping"), False),
-        ("fee_product", lazy_gettext("Product for return fees"), False),
-        ("default_contact_id", lazy_gettext("Contact used when Shopify withholds the customer"), False),
+        ("shipping_product", lazy_gettext("Product for shipping (25% VAT)"), False),
+        ("fee_product", lazy_gettext("Product for return fees (25% VAT)"), False),
+        ("default_contact_id", lazy_gettext("Contact used when Shopify withholds the customer and the sale invoice "
+                                            "is not found"), False),
     ),
 }
 # Skilvís's own credentials as a registered app, from the environment, never the merchant's to type.

@@ -40,8 +40,8 @@ def point_env(standins: dict, environ=os.environ) -> None:
 
 def set_up(name: str, standin, gateways=(), *, currencies=("DKK",)) -> dict:
     """The company in the stand-in, as the merchant set it up; answers the shop's accounting_config.
-    Shipping and fees are mapped per rate: a fee on goods at two rates is split (R5), and its
-    0 % part booked on a 25 % product would carry VAT the customer never paid."""
+    One shipping and one fee product or account, each with 25 % VAT, as a Danish merchant has
+    them: a fee split over goods at two rates (R5) books its 0 % share on the 0 % one."""
     if name == "economic":
         standin.add_agreement(*ECONOMIC)
         standin.add_product("100", "Varer 25 % moms", vat_rate=25)
@@ -51,7 +51,7 @@ def set_up(name: str, standin, gateways=(), *, currencies=("DKK",)) -> dict:
         cash = standin.add_customer(name=DEFAULT_CUSTOMER)
         return {"app_secret_token": ECONOMIC[0], "agreement_grant_token": ECONOMIC[1], "layout_number": 19,
                 "payment_terms_number": 1, "vat_zone_number": 1, "products": {"25": "100", "0": "200"},
-                "shipping_product": {"25": "300", "0": "200"}, "fee_product": {"25": "400", "0": "200"},
+                "shipping_product": "300", "fee_product": "400",
                 "default_customer_number": cash["customerNumber"], "customer_group_number": 1,
                 "currencies": list(currencies)}
     if name == "dinero":
@@ -62,7 +62,8 @@ def set_up(name: str, standin, gateways=(), *, currencies=("DKK",)) -> dict:
         cash = standin.add_contact(DINERO_ORG, Name=DEFAULT_CUSTOMER, CountryKey="DK")
         return {"client_id": DINERO_CLIENT[0], "client_secret": DINERO_CLIENT[1], "api_key": DINERO_KEY,
                 "organization_id": DINERO_ORG, "accounts": {"25": 1000, "0": 1010},
-                "shipping_account": {"25": 1100, "0": 1010}, "fee_account": {"25": 1200, "0": 1010}, "default_contact_guid": cash["ContactGuid"], "currencies": list(currencies)}
+                "shipping_account": 1100, "fee_account": 1200, "default_contact_guid": cash["ContactGuid"],
+                "currencies": list(currencies)}
     if name == "billy":
         standin.add_organization(BILLY_TOKEN, name="Strikkestuen ApS")
         p25 = standin.add_product("Varer 25 % moms", vat_rate=25)
@@ -72,8 +73,7 @@ def set_up(name: str, standin, gateways=(), *, currencies=("DKK",)) -> dict:
         cash = standin.add_contact(DEFAULT_CUSTOMER)
         bank = standin.add_payment_account("Bank")
         return {"access_token": BILLY_TOKEN, "products": {"25": p25["id"], "0": p0["id"]},
-                "shipping_product": {"25": shipping["id"], "0": p0["id"]},
-                "fee_product": {"25": fees["id"], "0": p0["id"]},
+                "shipping_product": shipping["id"], "fee_product": fees["id"],
                 "default_contact_id": cash["id"], "payment_accounts": {g: bank["id"] for g in gateways},
                 "currencies": list(currencies)}
     raise ValueError(f"no Danish stand-in {name!r}")
@@ -134,7 +134,7 @@ def read_back(name: str, standin, ours: list[dict], labels: dict, currency: str)
     Our `documents` row is matched by its reference (what each adapter writes where the system
     keeps it: references.other, ExternalReference, externalId/contactMessage), the invoice half
     of a split note by the reference plus the adapter's suffix; the row's stored number
-    (payday_number, the first document's) must be one of them, else the row is not this one."""
+    (accounting_number, the first document's) must be one of them, else the row is not this one."""
     held = standin.documents()
     suffix = CHARGE_SUFFIX[name]
     by_reference: dict[str, list[dict]] = {}
@@ -145,7 +145,7 @@ def read_back(name: str, standin, ours: list[dict], labels: dict, currency: str)
     result = []
     for row in ours:
         group = by_reference.get(row["reference"]) or []
-        if not group or str(row["payday_number"]) not in {str(d["number"]) for d in group}:
+        if not group or str(row["accounting_number"]) not in {str(d["number"]) for d in group}:
             continue
         # A credit note's lines come before the invoice's, each in our order (both adapters).
         group.sort(key=lambda d: (d["type"] != "credit_note", d["_position"]))
@@ -177,7 +177,7 @@ def read_back(name: str, standin, ours: list[dict], labels: dict, currency: str)
         result.append({
             "_position": group[0]["_position"],
             "trigger": row["trigger"], "customer": {"by": _customer_by(row, group, name)},
-            "return": labels.get(row["return_gid"]), "number": str(row["payday_number"]),
+            "return": labels.get(row["return_gid"]), "number": str(row["accounting_number"]),
             "lines": lines, "total": str(to_money(str(total), currency)),
         })
     result.sort(key=lambda d: d.pop("_position"))

@@ -21,7 +21,8 @@ In short:
   drafts (201 {Guid, TimeStamp}); booked by POST …/{guid}/book {Timestamp} (error code 58 when the
   timestamp is not the draft's newest); the number is given at booking; a booked voucher cannot
   be changed, deleted or booked again. Lines carry no VAT: the rate comes from the line's
-  account (the organisation's chart, `add_account`).
+  account (the organisation's chart, `add_account`, each account with its VAT code and rate).
+  A credit note for an invoice (`CreditNoteFor`) must have that invoice's contact [guess].
 - Lists: page (0-based), pageSize (≤ 1000), fields, statusFilter, freeTextSearch (Number,
   ContactName, Description, total) and queryFilter ("Field eq 'value'", joined by " and ").
   Answer {"Collection": [...], "Pagination": {...}}.
@@ -558,6 +559,11 @@ class DineroStandin(StandinServer):
                 raise _error(400, 63, "The invoice the credit note is for does not exist", CreditNoteFor=credited)
             if sale["Status"] not in BOOKED:
                 raise _error(400, 42, "Validation Error", CreditNoteFor="Only a booked invoice can be credited")
+            if contact_guid != sale["ContactGuid"]:
+                # [guess, harsher] Dinero does not say; its own generate-creditnote copies the
+                # invoice's contact, and a credit note must offset the debtor the invoice charged.
+                raise _error(400, 42, "Validation Error",
+                             CreditNoteFor="The credit note must be for the contact of the invoice it credits")
         incl_vat = bool(body.get("ShowLinesInclVat", False))
         raw_lines = body.get("ProductLines") or []
         if not isinstance(raw_lines, list):

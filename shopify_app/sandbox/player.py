@@ -198,13 +198,13 @@ class Player:
         labels = {f"gid://shopify/Return/{r.id}": r.label for r in order.returns}
         if self.accounting != "payday":
             with db.transaction() as conn:
-                ours = conn.execute("""SELECT * FROM documents WHERE payday_invoice_id IS NOT NULL
+                ours = conn.execute("""SELECT * FROM documents WHERE accounting_id IS NOT NULL
                                        AND accounting = %s ORDER BY id""", (self.accounting,)).fetchall()
             return danish.read_back(self.accounting, self.system.books(self.accounting), ours, labels,
                                     order.shop.currency)
         with db.transaction() as conn:
-            ours = {r["payday_invoice_id"]: r for r in conn.execute(
-                "SELECT * FROM documents WHERE payday_invoice_id IS NOT NULL")}
+            ours = {r["accounting_id"]: r for r in conn.execute(
+                "SELECT * FROM documents WHERE accounting_id IS NOT NULL")}
         currency = order.shop.currency
         result = []
         for invoice in self.system.payday.invoices:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from . import db, documents, invoicing, payday, timeline
-from .decision import ITEM
+from ... import db, documents, invoicing, timeline
+from ...decision import ITEM
+from . import api as payday
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,9 @@ from urllib.parse import quote
 
 import requests
 
-from . import crypto, db
-from . import kennitala as kennitala_rules
+from ... import crypto, db
+from ... import kennitala as kennitala_rules
+from .. import AccountingError, AuthError, Transient, Unconfirmed, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ BASE_URLS = {"production": "https://api.payday.is", "test": "https://api.test.pa
 def base_url(environment: str) -> str:
     """Payday's API for a shop's environment, unless PAYDAY_BASE_URL points the app elsewhere
     (the sandbox's and the tests' stand-in)."""
-    from .config import load
+    from ...config import load
 
     return load().payday_base_url or BASE_URLS[environment]
 API_VERSION = "alpha"
@@ -56,11 +57,11 @@ LOOKUP_PERPAGE = 500
 LOOKUP_PAGES = 40
 
 
-class PaydayError(Exception):
+class PaydayError(AccountingError):
     """Any failure talking to Payday."""
 
 
-class PaydayTransient(PaydayError):
+class PaydayTransient(PaydayError, Transient):
     """Timeout, connection failure, 5xx or 429: try again later.
 
     `retry_after` is Payday's Retry-After in seconds when it sent one. `outcome_unknown` is
@@ -76,7 +77,7 @@ class PaydayTransient(PaydayError):
         self.status = status
 
 
-class PaydayAuthError(PaydayError):
+class PaydayAuthError(PaydayError, AuthError):
     """Wrong or revoked credentials, the wrong environment, or a company that has not finished
     Payday's system setup: nothing succeeds until the merchant fixes it."""
 
@@ -88,7 +89,7 @@ class PaydayAuthError(PaydayError):
         self.setup_required = setup_required
 
 
-class PaydayValidationError(PaydayError):
+class PaydayValidationError(PaydayError, ValidationError):
     """Payday refused the request (4xx). `str(error)` is Payday's own message, verbatim, for
     the merchant; `code` is Payday's errorCode when it sent one (e.g. 21018)."""
 
@@ -99,7 +100,7 @@ class PaydayValidationError(PaydayError):
         self.code = code
 
 
-class PaydayUnconfirmed(PaydayError):
+class PaydayUnconfirmed(PaydayError, Unconfirmed):
     """Payday could not be asked enough to be sure whether it holds an invoice: creating it
     again could make a second one, so the merchant is asked to look."""
 
@@ -542,6 +543,11 @@ def error_detail(resp: requests.Response) -> tuple[str, object]:
                             for field, msgs in errors.items())
         message = f"{message} {details}" if message else details
     return message or fallback, code
+
+
+def as_text(value) -> str | None:
+    """An id or a number as Payday sends it (a number or a string), as text; None when absent."""
+    return None if value in (None, "") else str(value)
 
 
 def _json_default(value):
