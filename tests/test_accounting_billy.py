@@ -11,7 +11,7 @@ import requests
 
 from shopify_app.accounting import AuthError, Buyer, Line, Note, Transient, Unbookable, ValidationError
 from shopify_app.accounting.billy import BillyAdapter
-from shopify_app.sandbox.billy_standin import BillyStandin
+from shopify_app.sandbox.accounting.billy import BillyStandin
 
 TOKEN = "billy-token-1"
 DAY = date(2026, 11, 20)

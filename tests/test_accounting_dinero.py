@@ -14,7 +14,7 @@ import requests
 
 from shopify_app.accounting import AuthError, Booked, Buyer, Line, Note, Transient, Unbookable
 from shopify_app.accounting.dinero import DineroAdapter
-from shopify_app.sandbox.dinero_standin import DineroStandin
+from shopify_app.sandbox.accounting.dinero import DineroStandin
 
 CLIENT_ID, CLIENT_SECRET = "skilvis-personal", "s3cret"
 _orgs = itertools.count(41000)

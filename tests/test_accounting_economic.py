@@ -11,7 +11,7 @@ import requests
 from shopify_app.accounting import AuthError, Buyer, Line, Note, Transient, Unbookable, ValidationError
 from shopify_app.accounting import economic
 from shopify_app.accounting.economic import EconomicAdapter
-from shopify_app.sandbox.economic_standin import EconomicStandin
+from shopify_app.sandbox.accounting.economic import EconomicStandin
 
 SECRET, GRANT = "app-secret-token", "agreement-grant-token"
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from shopify_app import db, decision, shop_settings, shops
-from shopify_app.sandbox.dinero_standin import DineroStandin
+from shopify_app.sandbox.accounting.dinero import DineroStandin
 from tests.helpers import SHOP
 from tests.test_security_limits_and_headers import bearer
 

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from shopify_app import db, shop_settings
-from shopify_app.sandbox import danish, demo
+from shopify_app.sandbox import demo
+from shopify_app.sandbox.accounting import danish
 from shopify_app.sandbox.player import SHOP, Player, install_shop, run_worker_until_idle
 
 RATE_KEYS = {"economic": "products", "dinero": "accounts", "billy": "products"}

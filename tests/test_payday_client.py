@@ -15,7 +15,7 @@ from shopify_app.accounting.payday.api import (
     BASE_URLS, MemoryTokenStore, PaydayAuthError, PaydayClient, PaydayNotFound, PaydayTransient,
     PaydayValidationError, PostgresTokenStore, credentials_hash,
 )
-from shopify_app.sandbox.payday_standin import MSG_VAT
+from shopify_app.sandbox.accounting.payday import MSG_VAT
 from tests.plugins.payday_standin import PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET
 
 PRICE_MESSAGE = "Either unit price excluding VAT or unit price including VAT must be specified"

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from shopify_app.sandbox.payday_standin import DEFAULT_MODES, HARSHEST_MODES, MSG_PAID_NEGATIVE, PaydayStandin
+from shopify_app.sandbox.accounting.payday import DEFAULT_MODES, HARSHEST_MODES, MSG_PAID_NEGATIVE, PaydayStandin
 from tests.plugins.payday_standin import PAYDAY_CLIENT_ID, PAYDAY_CLIENT_SECRET
 
 

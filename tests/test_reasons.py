@@ -11,7 +11,7 @@ from flask import Flask, render_template_string
 from flask_babel import force_locale
 
 from shopify_app import db, i18n, invoicing, orders, reasons, shops
-from shopify_app.sandbox.payday_standin import MSG_SETUP
+from shopify_app.sandbox.accounting.payday import MSG_SETUP
 from shopify_app.sandbox.player import SHOP as SANDBOX_SHOP, install_shop, run_worker_until_idle
 
 HTTP_503 = "POST /invoices: HTTP 503 Service Unavailable"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shopify_app.sandbox import danish
+from shopify_app.sandbox.accounting import danish
 from shopify_app.sandbox.player import Player, compare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ def test_the_projects_own_scenarios_cover_every_rule():
 def test_scenario_against_the_harshest_payday_gives_the_same_documents_exactly_once(system, path):
     # Payday's search ignores the reference, a paid credit is refused, half the create answers
     # are lost after Payday committed them (docs/PAYDAY_MODEL.md): still no duplicate, none missing.
-    from shopify_app.sandbox.payday_standin import HARSHEST_MODES
+    from shopify_app.sandbox.accounting.payday import HARSHEST_MODES
 
     scenario = json.loads(path.read_text())
     harsh = {**scenario, "payday": {**HARSHEST_MODES, "search": "ignored", **(scenario.get("payday") or {})}}

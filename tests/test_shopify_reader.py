@@ -15,7 +15,7 @@ from shopify_app import bulk, db, facts, reconcile
 from shopify_app.shopify_admin import AdminClient, ShopifyBusy, ShopifyUnavailable, estimate_cost
 from tests.helpers import SHOP, an_order_with_many_of_everything
 
-SCHEMA = Path(__file__).resolve().parent.parent / "shopify_app" / "sandbox" / "admin-schema-2026-10.json.gz"
+SCHEMA = Path(__file__).resolve().parent.parent / "shopify_app" / "sandbox" / "shopify" / "admin-schema-2026-10.json.gz"
 QUERIES = {"order": facts.ORDER_QUERY, "more returns": facts.RETURNS_QUERY,
            "changed orders": reconcile.CHANGED_ORDERS_QUERY,
            "order by name": facts.ORDER_BY_NAME_QUERY, "line items": facts.LINE_ITEMS_QUERY,
@@ -44,7 +44,7 @@ def test_the_cost_taken_before_each_query_is_what_the_stand_in_requests(name):
     from graphql import get_operation_ast
     from graphql.execution.values import get_variable_values
 
-    from shopify_app.sandbox.shopify_graphql import _Costing, schema
+    from shopify_app.sandbox.shopify.graphql_api import _Costing, schema
 
     document = parse(QUERIES[name])
     operation = get_operation_ast(document)

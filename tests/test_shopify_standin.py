@@ -17,8 +17,8 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from shopify_app.sandbox.shopify_oauth import ID_TOKEN_TYPE, OFFLINE_TOKEN_TYPE, ONLINE_TOKEN_TYPE, TOKEN_EXCHANGE
-from shopify_app.sandbox.shopify_store import StoreError
+from shopify_app.sandbox.shopify.oauth import ID_TOKEN_TYPE, OFFLINE_TOKEN_TYPE, ONLINE_TOKEN_TYPE, TOKEN_EXCHANGE
+from shopify_app.sandbox.shopify.store import StoreError
 from tests.conftest import API_KEY, API_SECRET
 from tests.helpers import OTHER_SHOP, SHOP
 

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from shopify_app.sandbox.shopify_bulk import check, concurrency_limit
-from shopify_app.sandbox.shopify_oauth import OFFLINE_TOKEN_TYPE
-from shopify_app.sandbox.shopify_standin import NON_EXPIRING_REFUSED
+from shopify_app.sandbox.shopify.bulk import check, concurrency_limit
+from shopify_app.sandbox.shopify.oauth import OFFLINE_TOKEN_TYPE
+from shopify_app.sandbox.shopify.standin import NON_EXPIRING_REFUSED
 from tests.helpers import OTHER_SHOP, SHOP
 from tests.test_shopify_standin import (
     FakeClock, INVALID_TOKEN, ONE_LINE_ORDER, credentials, exchange, install, post_token,

@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from shopify_app.sandbox import shopify_app_toml as app_toml
-from shopify_app.sandbox.shopify_standin import ShopifyStandin, sign
-from shopify_app.sandbox.shopify_store import StoreError
+from shopify_app.sandbox.shopify import app_toml
+from shopify_app.sandbox.shopify.standin import ShopifyStandin, sign
+from shopify_app.sandbox.shopify.store import StoreError
 from tests.conftest import API_KEY, API_SECRET
 from tests.helpers import OTHER_SHOP, SHOP
 from tests.test_shopify_standin import ONE_LINE_ORDER, FakeClock, credentials, exchange, post_token

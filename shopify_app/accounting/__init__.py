@@ -242,6 +242,11 @@ def adapter(system: str, config: dict) -> Adapter:
     raise ValueError(f"no adapter for {system!r}")
 
 
+# Denmark has one VAT rate: a Danish system's single shipping or fee product (or account) books
+# it, so it takes only lines at that rate; a share at another rate (over exempt goods) takes that
+# rate's own product or account, or the system would add VAT the customer never paid.
+DANISH_VAT = Decimal(25)
+
 PAYDAY_RATES = frozenset({Decimal(0), Decimal(11), Decimal(24)})
 
 

@@ -40,7 +40,7 @@ from decimal import Decimal
 
 import requests
 
-from . import AccountingError, AuthError, Base, Booked, Journal, Line, Note, Transient, Unbookable, Unconfirmed, ValidationError
+from . import DANISH_VAT, AccountingError, AuthError, Base, Booked, Journal, Line, Note, Transient, Unbookable, Unconfirmed, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,6 @@ MAX_PAGES = 20
 CENT = Decimal("0.01")
 CHARGE_SUFFIX = ":charge"
 FEE_KINDS = ("return_shipping_fee", "restocking_fee")
-STANDARD_RATE = Decimal(25)   # Danish VAT: what a single shipping or fee product books
 # The words the adapter puts before a line's own text (the customer reads them; Danish shop).
 KIND_WORDS = {"shipping": "Fragt", "return_shipping_fee": "Returfragt", "restocking_fee": "Returgebyr",
               "adjustment": "Regulering"}
@@ -210,10 +209,8 @@ class BillyAdapter(Base):
         special = self.shipping if line.kind == "shipping" else self.fee if line.kind in FEE_KINDS else None
         if isinstance(special, dict) and rate in special:
             return special[rate]
-        if isinstance(special, str) and rate == STANDARD_RATE and rate in self.products:
-            # One product's sales-tax ruleset books one rate, and a shop's own shipping or fee
-            # product books Denmark's 25 %: a share at another rate (over exempt goods) takes
-            # that rate's product below, or Billy would add VAT the customer never paid.
+        if isinstance(special, str) and rate == DANISH_VAT and rate in self.products:
+            # One product's sales-tax ruleset books one rate (accounting.DANISH_VAT).
             return special
         if rate in self.products:
             return self.products[rate]

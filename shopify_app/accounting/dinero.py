@@ -66,7 +66,7 @@ from typing import ClassVar
 
 import requests
 
-from . import AuthError, Base, Booked, Journal, Line, Note, Transient, Unbookable, Unconfirmed, ValidationError
+from . import DANISH_VAT, AuthError, Base, Booked, Journal, Line, Note, Transient, Unbookable, Unconfirmed, ValidationError
 
 BASE_URL = "https://api.dinero.dk"
 AUTH_URL = "https://authz.dinero.dk/dineroapi/oauth/token"
@@ -84,7 +84,6 @@ CENT = Decimal("0.01")
 NO_PRO_CODES = (48, 90)                 # api.dinero.dk/docs says 48, the error page says 90
 OUTDATED_TIMESTAMP = 58
 FEE_KINDS = ("return_shipping_fee", "restocking_fee")
-STANDARD_RATE = Decimal(25)            # Danish VAT; a single shipping or fee account carries it
 CREDIT_FIELDS = "Guid,Number,ExternalReference,Status,TotalInclVat,ContactGuid,Date,Currency,CreditNoteFor"
 INVOICE_FIELDS = "Guid,Number,ExternalReference,Status,TotalInclVat,ContactGuid,Date,Currency,Description"
 BOOKED_STATUSES = ("Booked", "Paid", "OverPaid", "Overdue")
@@ -286,10 +285,9 @@ class DineroAdapter(Base):
         accounts = {_rate(k): v for k, v in (self.config.get("accounts") or {}).items()}
         if isinstance(source, dict):
             choice = {_rate(k): v for k, v in source.items()}.get(rate)
-        elif source not in (None, "") and rate == STANDARD_RATE and rate in accounts:
-            # One account for the kind is a sales account with VAT, and Denmark has one VAT rate:
-            # it books 25 % whatever the line says, so it takes only 25 % lines (and only while
-            # the shop books 25 % at all, as bookable_rates says).
+        elif source not in (None, "") and rate == DANISH_VAT and rate in accounts:
+            # One account for the kind is a sales account with VAT (accounting.DANISH_VAT), and
+            # only while the shop books 25 % at all, as bookable_rates says.
             choice = source
         else:
             choice = accounts.get(rate)

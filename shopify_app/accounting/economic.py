@@ -48,7 +48,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import requests
 
-from . import AccountingError, AuthError, Base, Booked, Journal, Note, Transient, Unbookable, ValidationError
+from . import DANISH_VAT, AccountingError, AuthError, Base, Booked, Journal, Note, Transient, Unbookable, ValidationError
 
 BASE_URL = "https://restapi.e-conomic.com"
 TIMEOUT = (5, 30)          # connect, read (seconds)
@@ -63,7 +63,6 @@ HEADING_MAX, TEXT_MAX, DESCRIPTION_MAX = 250, 1000, 2500
 CENT = Decimal("0.01")
 MAX_ROUNDING = Decimal("0.05")  # more than this between our net and e-conomic's gross is not rounding
 FEE_KINDS = ("return_shipping_fee", "restocking_fee")
-STANDARD_RATE = "25"       # Danish VAT, as a rate key: what a single shipping or fee product books
 ROUNDING_TEXT = "Øreafrunding"
 KIND_WORDS = {"shipping": "Fragt", "return_shipping_fee": "Returfragt", "restocking_fee": "Returgebyr"}
 
@@ -257,10 +256,8 @@ class EconomicAdapter(Base):
             self.config.get("fee_product") if kind in FEE_KINDS else None)
         if isinstance(mapped, dict):
             mapped = {_rate_key(Decimal(k)): v for k, v in mapped.items()}.get(rate)
-        elif rate != STANDARD_RATE:
-            # One product's group books one VAT rate, and a shop's own shipping or fee product
-            # books Denmark's 25 %: a share at another rate (over exempt goods) takes that rate's
-            # product, or e-conomic would add VAT the customer never paid.
+        elif rate != _rate_key(DANISH_VAT):
+            # One product's group books one VAT rate (accounting.DANISH_VAT).
             mapped = None
         return str(mapped) if mapped else products[rate]
 

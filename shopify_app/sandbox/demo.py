@@ -20,10 +20,10 @@ from flask import Response, jsonify
 from flask import request as flask_request
 
 from .. import db, jobqueue, shop_settings, shops
-from . import danish
-from .dinero_standin import DineroStandin
-from .payday_standin import MSG_SETUP, PaydayStandin
-from .shopify_standin import ShopifyStandin
+from .accounting import danish
+from .accounting.dinero import DineroStandin
+from .accounting.payday import MSG_SETUP, PaydayStandin
+from .shopify.standin import ShopifyStandin
 from .system import SANDBOX_KEY, SANDBOX_SECRET
 
 log = logging.getLogger(__name__)

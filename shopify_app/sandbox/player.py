@@ -2,7 +2,7 @@
 real system — the Shopify stand-in changes the order and sends its signed webhooks over HTTP to
 the app's real endpoint, real RQ workers do the work — and reads back what the shop's accounting
 system holds: Payday, or (`"shop": {"accounting": "economic" | "dinero" | "billy"}`) the stand-in
-of a Danish system (sandbox/danish.py)."""
+of a Danish system (sandbox/accounting/danish.py)."""
 from __future__ import annotations
 
 import random
@@ -13,9 +13,9 @@ from decimal import Decimal
 import requests
 from .. import db, dispatch, events, reconcile, shop_settings, shops
 from ..money import to_money
-from . import danish
-from .payday_standin import PaydayStandin
-from .shopify_standin import ShopifyStandin
+from .accounting import danish
+from .accounting.payday import PaydayStandin
+from .shopify.standin import ShopifyStandin
 
 SHOP = "skilvis-sandbox.myshopify.com"
 PAYDAY_CLIENT = ("skilvis-sandbox", "skilvis-sandbox-secret")

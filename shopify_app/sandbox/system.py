@@ -16,12 +16,12 @@ from cryptography.fernet import Fernet
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .. import config, db, jobqueue, localservers
-from . import danish
-from .billy_standin import BillyStandin
-from .dinero_standin import DineroStandin
-from .economic_standin import EconomicStandin
-from .payday_standin import PaydayStandin
-from .shopify_standin import ShopifyStandin
+from .accounting import danish
+from .accounting.billy import BillyStandin
+from .accounting.dinero import DineroStandin
+from .accounting.economic import EconomicStandin
+from .accounting.payday import PaydayStandin
+from .shopify.standin import ShopifyStandin
 
 SANDBOX_KEY = "skilvis-sandbox-client-id"
 SANDBOX_SECRET = "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"

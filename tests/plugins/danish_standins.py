@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from shopify_app.sandbox import danish
+from shopify_app.sandbox.accounting import danish
 
 
 @pytest.fixture(scope="session")
 def economic_standin():
-    from shopify_app.sandbox.economic_standin import EconomicStandin
+    from shopify_app.sandbox.accounting.economic import EconomicStandin
 
     standin = EconomicStandin().start()
     yield standin
@@ -24,7 +24,7 @@ def economic_standin():
 
 @pytest.fixture(scope="session")
 def dinero_standin():
-    from shopify_app.sandbox.dinero_standin import DineroStandin
+    from shopify_app.sandbox.accounting.dinero import DineroStandin
 
     standin = DineroStandin().start()
     yield standin
@@ -33,7 +33,7 @@ def dinero_standin():
 
 @pytest.fixture(scope="session")
 def billy_standin():
-    from shopify_app.sandbox.billy_standin import BillyStandin
+    from shopify_app.sandbox.accounting.billy import BillyStandin
 
     standin = BillyStandin().start()
     yield standin

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shopify_app.sandbox.payday_standin import PaydayStandin
+from shopify_app.sandbox.accounting.payday import PaydayStandin
 
 PAYDAY_CLIENT_ID = "payday-client"
 PAYDAY_CLIENT_SECRET = "payday-secret"

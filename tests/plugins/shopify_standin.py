@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def shopify_standin():
-    from shopify_app.sandbox.shopify_standin import ShopifyStandin
+    from shopify_app.sandbox.shopify.standin import ShopifyStandin
     from tests.conftest import API_KEY, API_SECRET
 
     standin = ShopifyStandin(client_id=API_KEY, client_secret=API_SECRET).start()

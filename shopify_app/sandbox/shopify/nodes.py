@@ -1,7 +1,7 @@
 """The store as GraphQL Admin API objects: plain dicts with the schema's field names.
 
 Lists and links back up the tree (a refund's order, a return's refunds) are callables, so only
-what a query asks for is built and the cycles in the graph cost nothing. shopify_graphql.py
+what a query asks for is built and the cycles in the graph cost nothing. graphql_api.py
 pages the lists that the schema calls connections.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 from graphql import GraphQLError
 
-from .shopify_graphql import page
-from .shopify_money import ZERO, text
-from .shopify_payloads import address, customer_name, gid
-from .shopify_store import (
+from .graphql_api import page
+from .money import ZERO, text
+from .payloads import address, customer_name, gid
+from .store import (
     CLOSED, OPEN, PENDING, REQUESTED, SUCCESS, LineItem, Order, Refund, Return, Shop, Store, Transaction,
 )
 
@@ -25,7 +25,7 @@ _GID = re.compile(r"gid://shopify/(\w+)/(\d+)")
 
 # Level-2 protected customer data (https://shopify.dev/docs/apps/launch/protected-customer-data:
 # name, address, phone, e-mail): (type, field) pairs answered null with an ACCESS_DENIED error
-# when the shop has not approved the app for them (shopify_graphql._resolve). For addresses the
+# when the shop has not approved the app for them (graphql_api._resolve). For addresses the
 # stand-in withholds everything that places a person (Shopify names lines 1 and 2, geolocation and
 # zip; company, city and province are the harsher guess); the country stays visible.
 PROTECTED_FIELDS = frozenset({

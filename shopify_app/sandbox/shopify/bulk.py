@@ -32,7 +32,7 @@ from graphql import (
     validate,
 )
 
-from .shopify_graphql import _formatted, _resolve, _Run, is_connection, page, schema
+from .graphql_api import _formatted, _resolve, _Run, is_connection, page, schema
 
 MAX_CONNECTIONS = 5
 MAX_DEPTH = 2

@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, request
 
-from .standin_server import StandinServer, matches
+from .server import StandinServer, matches
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")   # Dinero's day [guess: the organisation's, Danish]
 TOKEN_LIFETIME = 3600          # a third-party client's observation; Dinero does not document it

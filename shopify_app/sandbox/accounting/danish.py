@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from decimal import ROUND_HALF_UP, Decimal
 
-from ..accounting import billy as billy_adapter
-from ..accounting import dinero as dinero_adapter
-from ..money import to_money
+from ...accounting import billy as billy_adapter
+from ...accounting import dinero as dinero_adapter
+from ...money import to_money
 
 SYSTEMS = ("economic", "dinero", "billy")
 ENV = {"economic": ("ECONOMIC_BASE_URL",), "dinero": ("DINERO_BASE_URL",), "billy": ("BILLY_BASE_URL",)}

@@ -5,12 +5,12 @@ Shops are addressed by path. Point the app at it with
 `SHOPIFY_SHOP_URL_TEMPLATE = standin.shop_url_template` (`<url>/shops/{shop}`): the Admin
 API of `x.myshopify.com` is then `<url>/shops/x.myshopify.com/admin/...`.
 
-- `POST /shops/<shop>/admin/oauth/access_token`: Shopify's token endpoint (shopify_oauth.py);
+- `POST /shops/<shop>/admin/oauth/access_token`: Shopify's token endpoint (oauth.py);
   `GET /shops/<shop>/admin/oauth/authorize` sends the browser back to the app with a code.
 - `POST /shops/<shop>/admin/api/<version>/graphql.json`: the GraphQL Admin API over the
-  store, with cost and throttling (shopify_graphql.py, shopify_nodes.py); the one mutation it
-  runs is `bulkOperationRunQuery` (shopify_bulk.py), whose file is `GET /bulk/<n>.jsonl`.
-- Webhooks: every change in the store (shopify_store.py) queues Shopify's webhooks;
+  store, with cost and throttling (graphql_api.py, nodes.py); the one mutation it
+  runs is `bulkOperationRunQuery` (bulk.py), whose file is `GET /bulk/<n>.jsonl`.
+- Webhooks: every change in the store (store.py) queues Shopify's webhooks;
   `deliver()` sends those the app subscribes to (`subscriptions`, by default the
   `[[webhooks.subscriptions]]` of the app's shopify.app.toml, `include_fields` applied), signed,
   to `webhook_url` (compliance topics always, to `compliance_webhook_url`), optionally
@@ -41,13 +41,13 @@ import requests
 from flask import Flask, jsonify, redirect, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import shopify_app_toml as app_toml
-from . import shopify_nodes
-from .shopify_bulk import BulkOperations
-from .shopify_graphql import GraphQLService
-from .shopify_money import text
-from .shopify_oauth import OAuthError, TokenAuthority
-from .shopify_store import Event, Store, StoreError
+from . import app_toml
+from . import nodes as shopify_nodes
+from .bulk import BulkOperations
+from .graphql_api import GraphQLService
+from .money import text
+from .oauth import OAuthError, TokenAuthority
+from .store import Event, Store, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 docs/SHOPIFY_MODEL.md is the contract. Each verb is one of the scenario verbs of
 ../shared/scenarios/README.md: it changes the order the way that page says, moves the order's
 `updatedAt`, and queues the webhooks Shopify sends for the change (payload shapes in
-shopify_payloads.py). GraphQL reads this memory through shopify_nodes.py.
+payloads.py). GraphQL reads this memory through nodes.py.
 
 Money is Decimal, rounded to the currency's minor unit. Prices are "as listed": VAT included
 when the shop's `taxes_included`, excluded otherwise. Money that changes hands (payments,
@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from . import shopify_app_toml as app_toml
-from . import shopify_payloads as payloads
-from .shopify_money import ZERO, MoneyError, rounded, vat_in
-from .shopify_money import decimal as _decimal
+from . import app_toml
+from . import payloads
+from .money import ZERO, MoneyError, rounded, vat_in
+from .money import decimal as _decimal
 
 REQUESTED, OPEN, CLOSED, DECLINED, CANCELED = "REQUESTED", "OPEN", "CLOSED", "DECLINED", "CANCELED"
 SALE, REFUND = "SALE", "REFUND"
@@ -99,7 +99,7 @@ class Shop:
     customers: dict = field(default_factory=dict, repr=False)
     next_number: int = 1001
     # Level-2 protected customer data (name, e-mail, phone, address) approved for the app; when
-    # False every GraphQL field carrying it is null with an ACCESS_DENIED error (shopify_nodes.py).
+    # False every GraphQL field carrying it is null with an ACCESS_DENIED error (nodes.py).
     protected_customer_data: bool = True
     # The scopes Shopify granted the app on this shop (read_all_orders only once approved).
     granted_scopes: list = field(default_factory=list)
@@ -426,7 +426,7 @@ class Store:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.lock = threading.RLock()
         # The scopes the app asks for (shopify.app.toml); a new shop is granted them less the
-        # restricted ones (shopify_app_toml.default_grant).
+        # restricted ones (app_toml.default_grant).
         self.requested_scopes = app_toml.scope_list(app_toml.requested_scopes() if requested_scopes is None
                                                     else requested_scopes)
         self.reset()

@@ -49,7 +49,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask import Flask, Response, g, request
 
-from .standin_server import StandinServer, matches
+from .server import StandinServer, matches
 
 CENT = Decimal("0.01")
 MAX_PAGE_SIZE = 1000

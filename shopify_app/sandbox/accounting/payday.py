@@ -75,7 +75,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, request
 
-from .standin_server import StandinServer, matches
+from .server import StandinServer, matches
 
 API_VERSION = "alpha"
 TOKEN_LIFETIME = 86400

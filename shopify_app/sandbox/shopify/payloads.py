@@ -15,7 +15,7 @@ import hashlib
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from .shopify_money import ZERO, text
+from .money import ZERO, text
 
 _COUNTRY_NAMES = {"IS": "Iceland", "DK": "Denmark", "NO": "Norway", "SE": "Sweden", "US": "United States",
                   "GB": "United Kingdom", "DE": "Germany"}
