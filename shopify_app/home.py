@@ -503,7 +503,7 @@ def settings_page():
         log.info("recent gateways of %s not read: %s", g.shop, exc)
     gateways = shop_settings.gateways(shop["id"], settings)
     return render_template("settings.html", settings=settings, payment_types=types, payday_answered=answered,
-                           danish_fields=fields.FIELDS, config_value=fields.value, system_names=SYSTEM_NAMES,
+                           danish_fields=fields.FIELDS, gateway_maps=fields.GATEWAY_MAPS, config_value=fields.value, system_names=SYSTEM_NAMES,
                            gateways=gateways, checklist=checklist(shop["id"], settings),
                            backfill=reconcile.backfill_state(shop["id"]),
                            invoices_from=settings.invoices_from.astimezone(i18n.zone()).date().isoformat(),

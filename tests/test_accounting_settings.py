@@ -3,6 +3,7 @@ mappings are kept encrypted, a blank secret keeps the saved one, the test connec
 that system, and D3 in general form follows what the shop mapped."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from shopify_app import db, decision, shop_settings, shops
 from shopify_app.sandbox.accounting.dinero import DineroStandin
 from tests.helpers import SHOP
+from tests.test_merchant_pages import page
 from tests.test_security_limits_and_headers import bearer
 
 ORG = 52001
@@ -84,3 +86,33 @@ def test_D3_general_the_rates_follow_the_shops_mapping():
     assert decision.vat_rate((Decimal(24),), "Lopapeysa") == 24   # Payday's rates outside
     with pytest.raises(decision.UnsupportedVat):
         decision.vat_rate((Decimal(25),), "Uldtrøje")
+
+
+def test_billy_posts_each_gateways_refunds_on_the_account_the_merchant_picks_in_settings(client, shop):
+    # Billy registers the money a credit note moved as a bank payment (billy.py): the account is
+    # asked per Shopify payment gateway the shop has used, in Billy's own words; a blank field
+    # removes the mapping, and the credit note then stays unpaid for the bookkeeper.
+    shop_settings.save(shop["id"], accounting="billy", accounting_config={"access_token": "t"})
+    shop_settings.note_gateways(shop["id"], ["shopify_payments", "Peningar í kassa"])
+    html = page(client, "/settings", locale="en").get_data(as_text=True)
+    assert 'data-config-key="payment_accounts.shopify_payments"' in html
+    assert "Billy account for payments through Shopify Payments" in html
+    assert 'data-config-key="payment_accounts.Peningar í kassa"' in html
+    typed = {"access_token": "", "payment_accounts.shopify_payments": "acc-bank", "payment_accounts.Peningar í kassa": ""}
+    assert client.post("/api/settings", headers=bearer(), json={"accounting": "billy", "accounting_config": typed}).json["ok"]
+    saved = shop_settings.load(shop["id"]).accounting_config
+    assert saved["payment_accounts"] == {"shopify_payments": "acc-bank"} and saved["access_token"] == "t"
+    client.post("/api/settings", headers=bearer(),
+                json={"accounting": "billy", "accounting_config": {"payment_accounts.shopify_payments": ""}})
+    assert shop_settings.load(shop["id"]).accounting_config["payment_accounts"] == {}
+
+
+def test_a_danish_shops_settings_speak_of_its_system_and_a_cvr_number(client, shop):
+    # The switches of Payday alone (e-mail, stock) are hidden; automatic processing follows the
+    # chosen system's connection, not Payday's; the company field holds a CVR number.
+    shop_settings.save(shop["id"], accounting="billy", accounting_config={"access_token": "t", "products": {"25": "p"}})
+    html = page(client, "/settings", locale="en").get_data(as_text=True)
+    assert "CVR number from the company field" in html and "kennitala from the company field" not in html
+    assert "disabled" not in re.search(r'<s-switch id="auto-process"[^>]*>', html).group(0)
+    assert re.search(r'<div data-system="payday" hidden>\s*<s-switch id="send-email"', html)
+    assert "already entered in Billy by hand" in html

@@ -39,6 +39,9 @@ FIELDS = {
                                             "is not found"), False),
     ),
 }
+# A map keyed by Shopify's payment gateway, one field per gateway the shop has used: where the
+# system posts the money a document moved (Billy: a payment-enabled account, billy.py).
+GATEWAY_MAPS = {"billy": "payment_accounts"}
 # Skilvís's own credentials as a registered app, from the environment, never the merchant's to type.
 APP_CREDENTIALS = {
     "economic": {"app_secret_token": "ECONOMIC_APP_SECRET_TOKEN"},
@@ -55,7 +58,10 @@ def merged(system: str, saved: dict, typed: dict, environ) -> dict:
     """The saved config with what the merchant typed (a blank secret keeps the saved one), and
     the app's own credentials from the environment."""
     config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in saved.items()}
-    for key, _label, secret in FIELDS[system]:
+    per_gateway = f"{GATEWAY_MAPS[system]}." if system in GATEWAY_MAPS else None
+    keys = [(key, secret) for key, _label, secret in FIELDS[system]]
+    keys += [(key, False) for key in typed if per_gateway and key.startswith(per_gateway) and key != per_gateway]
+    for key, secret in keys:
         if key not in typed:
             continue
         text = str(typed[key] or "").strip()

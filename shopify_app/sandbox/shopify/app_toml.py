@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-TOML = Path(__file__).resolve().parents[2] / "shopify.app.toml"
+TOML = Path(__file__).resolve().parents[3] / "shopify.app.toml"
 RESTRICTED_SCOPES = frozenset({"read_all_orders"})
 
 
