@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,10 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
+    port = os.environ.setdefault("PORT", "8000")
+    if not port_free(port):
+        # Else gunicorn fails on its own while the demo talks to whatever holds the port.
+        print(f"port {port} is in use (another `make run`, or another program): stop it, or choose another "
+              f"port, e.g. `PORT=8001 make run`", file=sys.stderr, flush=True)
+        return 2
     handles = localservers.fill_environment()
     applied = db.migrate()
     print(f"migrations applied: {', '.join(applied) or 'none needed'}", flush=True)
-    port = os.environ.setdefault("PORT", "8000")
     sandbox = None
     if not os.environ.get("SHOPIFY_API_KEY") and os.environ.get("SKILVIS_ENV", "development") != "production":
         from .sandbox import demo
@@ -66,6 +72,17 @@ def main() -> int:
         sandbox.stop()
     localservers.stop(handles)
     return code
+
+
+def port_free(port: str) -> bool:
+    with socket.socket() as probe:
+        # As gunicorn binds: a port left in TIME_WAIT by the last run is free, a listening one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", int(port)))
+        except OSError:
+            return False
+    return True
 
 
 def web_command(port: str, sandbox: bool) -> list[str]:

@@ -3,6 +3,12 @@ or Shopify app given) it comes up with the stand-ins and a demo shop whose rows 
 status, serves the sandbox panel, and Ctrl-C stops all of it."""
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import psutil
 import psycopg
 import pytest
@@ -13,6 +19,7 @@ from shopify_app.sandbox import demo
 from tests.sandbox_process import SandboxProcess
 from tests.test_processes import _stop_embedded_postgres, free_port
 
+ROOT = Path(__file__).resolve().parent.parent
 EVERY_STATUS = {"open", "pending_settlement", "processing", "created", "none_needed", "failed"}
 
 
@@ -64,3 +71,14 @@ def _embedded_redis(data) -> list:
             return False
 
     return [p for p in psutil.process_iter() if ours(p)]
+
+
+def test_make_run_on_a_port_in_use_says_so_and_starts_nothing(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "shopify_app.launcher"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "PORT": str(port), "SKILVIS_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 2 and f"port {port} is in use" in done.stderr
+    assert not list(tmp_path.iterdir())   # no embedded PostgreSQL or Redis was started
