@@ -49,7 +49,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask import Flask, Response, g, request
 
-from .server import StandinServer, matches
+from .server import StandinServer, checked_mode
 
 CENT = Decimal("0.01")
 MAX_PAGE_SIZE = 1000
@@ -153,24 +153,21 @@ def _error(exc: _Refusal) -> Response:
                     headers=exc.headers)
 
 
+def _fault_response(fault: dict) -> Response:
+    headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
+    code = "TOO_MANY_REQUESTS" if fault["status"] == 429 else "SERVER_ERROR"
+    return _error(_Refusal(fault["status"], code, f"HTTP {fault['status']}", headers))
+
+
+def _checked_rate_limit(value):
+    if value is None:
+        return None
+    requests_, seconds = value
+    return (int(requests_), float(seconds))
+
+
 def _checked_mode(name: str, value):
-    if name in MODE_VALUES:
-        if value not in MODE_VALUES[name]:
-            raise ValueError(f"Billy stand-in mode {name}={value!r}: one of {', '.join(MODE_VALUES[name])}")
-        return value
-    if name == "lost_answers":
-        rate = float(value)
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("Billy stand-in mode lost_answers: a rate between 0 and 1")
-        return rate
-    if name == "rate_limit":
-        if value is None:
-            return None
-        requests_, seconds = value
-        return (int(requests_), float(seconds))
-    if name == "seed":
-        return value
-    raise ValueError(f"the Billy stand-in has no mode {name!r}")
+    return checked_mode("Billy", MODE_VALUES, {"rate_limit": _checked_rate_limit}, name, value)
 
 
 class BillyStandin(StandinServer):
@@ -348,39 +345,7 @@ class BillyStandin(StandinServer):
         app = Flask("billy_standin")
         standin = self
 
-        @app.errorhandler(_Refusal)
-        def refused(exc: _Refusal):
-            return _error(exc)
-
-        @app.errorhandler(404)
-        def not_found(exc):
-            return _error(_Refusal(404, "ROUTE_NOT_FOUND", "Not found"))
-
-        @app.errorhandler(405)
-        def not_allowed(exc):
-            return _error(_Refusal(405, "METHOD_NOT_ALLOWED", "Method not allowed"))
-
-        @app.before_request
         def gate():
-            raw = request.get_data(cache=True)
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            with standin._lock:
-                standin.requests.append({"method": request.method, "path": request.path,
-                                         "query": request.args.to_dict(), "headers": dict(request.headers),
-                                         "json": body, "at": time.time()})
-                generation = standin._generation
-            g.body = body
-            held = standin._take_fault("hold", request.method, request.path)
-            if held and not standin._hold(held["seconds"], generation):
-                return _error(_Refusal(503, "SERVICE_UNAVAILABLE", "The stand-in was reset while holding this request"))
-            failed = standin._take_fault("fail", request.method, request.path)
-            if failed:
-                headers = {"Retry-After": str(failed["retry_after"])} if failed.get("retry_after") is not None else {}
-                code = "TOO_MANY_REQUESTS" if failed["status"] == 429 else "SERVER_ERROR"
-                return _error(_Refusal(failed["status"], code, f"HTTP {failed['status']}", headers))
             token = request.headers.get("X-Access-Token") or ""
             with standin._lock:
                 g.org = standin.orgs.get(token)
@@ -392,19 +357,15 @@ class BillyStandin(StandinServer):
                                        {"Retry-After": str(int(wait + 0.999))}))
             return None
 
-        @app.after_request
-        def after(resp: Response):
-            if resp.status_code >= 300:
-                return resp
-            fault = standin._take_fault("after_commit", request.method, request.path)
-            if fault:
-                if fault["status"] is None:
-                    request.environ["standin.drop"] = True
-                    return resp
-                return _error(_Refusal(fault["status"], "SERVER_ERROR", "Bad Gateway"))
-            if standin._answer_lost(request.method, request.path):
-                request.environ["standin.drop"] = True
-            return resp
+        self.install_fault_hooks(
+            app, _Refusal, refused=_error,
+            not_found=lambda: _error(_Refusal(404, "ROUTE_NOT_FOUND", "Not found")),
+            not_allowed=lambda: _error(_Refusal(405, "METHOD_NOT_ALLOWED", "Method not allowed")),
+            held=lambda: _error(_Refusal(503, "SERVICE_UNAVAILABLE",
+                                         "The stand-in was reset while holding this request")),
+            failed=_fault_response,
+            committed=lambda status: _error(_Refusal(status, "SERVER_ERROR", "Bad Gateway")),
+            gate=gate)
 
         @app.get("/v2/organization")
         def organization():
@@ -526,16 +487,6 @@ class BillyStandin(StandinServer):
         return app
 
     # --- behaviour -------------------------------------------------------------------------
-
-    def _answer_lost(self, method: str, path: str) -> bool:
-        with self._lock:
-            rate = self._modes["lost_answers"]
-            if not rate or not matches(tuple(self.lost_answer_paths), method, path):
-                return False
-            if self._rng.random() >= rate:
-                return False
-            self.faults["lost_answers"] += 1
-            return True
 
     def _ruleset(self, org: Organization, rate: Decimal) -> dict:
         found = next((r for r in org.rulesets.values() if r["_rate"] == rate), None)

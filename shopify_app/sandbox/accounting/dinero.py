@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, request
 
-from .server import StandinServer, matches
+from .server import StandinServer, is_date, matches
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")   # Dinero's day [guess: the organisation's, Danish]
 TOKEN_LIFETIME = 3600          # a third-party client's observation; Dinero does not document it
@@ -57,7 +57,6 @@ CENT = Decimal("0.01")
 MAX_PAGE_SIZE = 1000           # php-dinero caps pageSize at 1000
 DEFAULT_PAGE_SIZE = 100
 BOOKED = ("Booked", "Paid", "OverPaid", "Overdue")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CLAUSE = re.compile(r"^\s*(\w+)\s+(eq|contains)\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 
 # Accounts a new organisation has (numbers and names as Dinero's standard chart shows them to the
@@ -288,56 +287,20 @@ class DineroStandin(StandinServer):
         app = Flask("dinero_standin")
         standin = self
 
-        @app.errorhandler(_Refusal)
-        def refused(exc: _Refusal):
-            return _json(exc.status, exc.body, exc.headers)
-
-        @app.errorhandler(404)
-        def not_found(exc):
-            return _json(404, {"code": 40, "message": "Not found"})
-
-        @app.errorhandler(405)
-        def not_allowed(exc):
-            return _json(405, {"code": 40, "message": "The requested format is not supported by the requested method"})
-
-        @app.before_request
         def gate():
-            raw = request.get_data(cache=True)
-            try:
-                body = json.loads(raw) if raw and request.mimetype == "application/json" else None
-            except ValueError:
-                body = None
-            with standin._lock:
-                standin.requests.append({"method": request.method, "path": request.path,
-                                         "query": request.args.to_dict(), "headers": dict(request.headers),
-                                         "json": body, "form": request.form.to_dict(), "at": time.time()})
-                generation, latency = standin._generation, standin.latency
-            g.body = body
-            if latency and not standin._hold(latency, generation):
-                return _json(503, "The stand-in was reset while holding this request")
-            held = standin._take_fault("hold", request.method, request.path)
-            if held and not standin._hold(held["seconds"], generation):
-                return _json(503, "The stand-in was reset while holding this request")
-            failed = standin._take_fault("fail", request.method, request.path)
-            if failed:
-                return _fault_response(failed)
             if request.path.startswith("/v1/"):
                 g.org_id = standin._authorised(request.headers.get("Authorization", ""), request.path)
             return None
 
-        @app.after_request
-        def after(resp: Response):
-            if resp.status_code >= 300:
-                return resp
-            fault = standin._take_fault("after_commit", request.method, request.path)
-            if fault:
-                if fault["status"] is None:
-                    request.environ["standin.drop"] = True
-                    return resp
-                return _json(fault["status"], "Bad Gateway" if fault["status"] == 502 else "Server error")
-            if standin._answer_lost(request.method, request.path):
-                request.environ["standin.drop"] = True
-            return resp
+        self.install_fault_hooks(
+            app, _Refusal, refused=lambda exc: _json(exc.status, exc.body, exc.headers),
+            not_found=lambda: _json(404, {"code": 40, "message": "Not found"}),
+            not_allowed=lambda: _json(405, {"code": 40, "message": "The requested format is not supported by the "
+                                                                  "requested method"}),
+            held=lambda: _json(503, "The stand-in was reset while holding this request"),
+            failed=_fault_response,
+            committed=lambda status: _json(status, "Bad Gateway" if status == 502 else "Server error"),
+            gate=gate)
 
         @app.post("/dineroapi/oauth/token")
         def token():
@@ -544,7 +507,7 @@ class DineroStandin(StandinServer):
         if contact_guid and contact_guid not in org.contacts:
             raise _error(400, 42, "Validation Error", ContactGuid="The contact does not exist")
         day = body.get("Date") or datetime.now(COPENHAGEN).date().isoformat()   # "Defaults to today."
-        if not _is_date(day):
+        if not is_date(day):
             raise _error(400, 42, "Validation Error", Date="Date must be in the format YYYY-MM-DD")
         currency = str(body.get("Currency") or "DKK").upper()
         if currency not in org.currencies:
@@ -654,15 +617,13 @@ class DineroStandin(StandinServer):
         org.next_number = max(org.next_number, number + 1)
         voucher.update({"Status": "Booked", "Number": number, "TimeStamp": _timestamp(), "UpdatedAt": _now()})
 
-    def _answer_lost(self, method: str, path: str) -> bool:
-        with self._lock:
-            rate = self.modes["lost_answers"]
-            if not rate or not matches(tuple(self.lost_answer_paths), method, path):
-                return False
-            if self._rng.random() >= rate:
-                return False
-            self.faults["lost_answers"] += 1
-            return True
+    def _request_body(self):
+        # The token call is a form post: only a body sent as JSON is read as JSON.
+        body = super()._request_body()
+        return body if request.mimetype == "application/json" else None
+
+    def _recorded(self, body) -> dict:
+        return {**super()._recorded(body), "form": request.form.to_dict()}
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -720,16 +681,6 @@ def _count(value: Decimal):
 
 def _money(value: Decimal) -> Decimal:
     return value.quantize(CENT, ROUND_HALF_UP)
-
-
-def _is_date(value) -> bool:
-    if not isinstance(value, str) or not _DATE.match(value):
-        return False
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _now() -> str:

@@ -41,7 +41,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask import Flask, Response, g, request
 
-from .server import StandinServer, matches
+from .server import StandinServer
 
 CENT = Decimal("0.01")
 MAX_PAGE = 1000
@@ -523,53 +523,13 @@ class EconomicStandin(StandinServer):
             return None
         return (cost - agreement.tokens) / rate
 
-    def _answer_lost(self, method: str, path: str) -> bool:
-        with self._lock:
-            rate = self.modes["lost_answers"]
-            if not rate or not matches(self.lost_answer_paths, method, path) or self._rng.random() >= rate:
-                return False
-            self.faults["lost_answers"] += 1
-            return True
-
     # --- the WSGI app ----------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
         app = Flask("economic_standin")
         standin = self
 
-        @app.errorhandler(_Refusal)
-        def refused(exc: _Refusal):
-            return _json(exc.status, exc.body, exc.headers)
-
-        @app.errorhandler(404)
-        def not_found(exc):
-            return _json(404, {"message": "Not found.", "httpStatusCode": 404})
-
-        @app.errorhandler(405)
-        def not_allowed(exc):
-            return _json(405, {"message": "Method not allowed.", "httpStatusCode": 405})
-
-        @app.before_request
         def gate():
-            raw = request.get_data(cache=True)
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = ValueError
-            with standin._lock:
-                standin.requests.append({"method": request.method, "path": request.path,
-                                         "query": request.args.to_dict(), "headers": dict(request.headers),
-                                         "json": None if body is ValueError else body, "at": time.time()})
-                generation = standin._generation
-            g.body = body
-            held = standin._take_fault("hold", request.method, request.path)
-            if held and not standin._hold(held["seconds"], generation):
-                return _json(503, {"message": "The stand-in was reset while holding this request"})
-            failed = standin._take_fault("fail", request.method, request.path)
-            if failed:
-                headers = {"Retry-After": str(failed["retry_after"])} if failed.get("retry_after") is not None else {}
-                return _json(failed["status"], failed.get("body") or {"message": f"HTTP {failed['status']}",
-                                                                      "httpStatusCode": failed["status"]}, headers)
             with standin._lock:
                 agreement = standin.agreements.get((request.headers.get("X-AppSecretToken", ""),
                                                     request.headers.get("X-AgreementGrantToken", "")))
@@ -582,7 +542,7 @@ class EconomicStandin(StandinServer):
                 if "application/json" not in (request.headers.get("Content-Type") or ""):
                     return _json(415, {"message": "Unsupported media type: send application/json.",
                                        "httpStatusCode": 415})
-                if body is ValueError or not isinstance(body, dict):
+                if not isinstance(g.body, dict):
                     return _json(400, {"message": "The request body is not a JSON object.", "httpStatusCode": 400})
             single = request.method == "GET" and re.search(r"/\d+$", request.path)
             cost = COSTS["GET one" if single else "GET list"] if request.method == "GET" else COSTS[request.method]
@@ -603,7 +563,6 @@ class EconomicStandin(StandinServer):
             g.key = key if request.method != "GET" else None
             return None
 
-        @app.after_request
         def after(resp: Response):
             resp.headers.setdefault("X-CallCost", str(getattr(g, "cost", 0)))
             if resp.status_code >= 300 or resp.headers.get("X-ResultFromCache"):
@@ -611,15 +570,16 @@ class EconomicStandin(StandinServer):
             if getattr(g, "key", None) and standin.modes["idempotency"] == "replay":
                 with standin._lock:
                     g.agreement.idempotency[g.key] = (resp.status_code, json.loads(resp.get_data() or b"null"))
-            fault = standin._take_fault("after_commit", request.method, request.path)
-            if fault:
-                if fault["status"] is None:
-                    request.environ["standin.drop"] = True
-                    return resp
-                return _json(fault["status"], {"message": "Bad Gateway", "httpStatusCode": fault["status"]})
-            if standin._answer_lost(request.method, request.path):
-                request.environ["standin.drop"] = True
-            return resp
+            return None
+
+        self.install_fault_hooks(
+            app, _Refusal, refused=lambda exc: _json(exc.status, exc.body, exc.headers),
+            not_found=lambda: _json(404, {"message": "Not found.", "httpStatusCode": 404}),
+            not_allowed=lambda: _json(405, {"message": "Method not allowed.", "httpStatusCode": 405}),
+            held=lambda: _json(503, {"message": "The stand-in was reset while holding this request"}),
+            failed=_fault_response,
+            committed=lambda status: _json(status, {"message": "Bad Gateway", "httpStatusCode": status}),
+            gate=gate, after=after)
 
         def collection(rows: list[dict], resource: str) -> Response:
             match = _matcher(request.args.get("filter"), resource)
@@ -760,6 +720,12 @@ class EconomicStandin(StandinServer):
                 return _json(201, _public(standin._book(g.agreement, draft_number, number)))
 
         return app
+
+
+def _fault_response(fault: dict) -> Response:
+    headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
+    return _json(fault["status"], fault.get("body") or {"message": f"HTTP {fault['status']}",
+                                                        "httpStatusCode": fault["status"]}, headers)
 
 
 def _public(row: dict) -> dict:

@@ -75,7 +75,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, request
 
-from .server import StandinServer, matches
+from .server import StandinServer, checked_mode, is_date
 
 API_VERSION = "alpha"
 TOKEN_LIFETIME = 86400
@@ -83,7 +83,6 @@ VAT_RATES = (Decimal(0), Decimal(11), Decimal(24))
 STATUSES = ("DRAFT", "SENT", "PAID")
 UPDATE_STATUSES = ("DRAFT", "SENT", "PAID", "CANCELLED")
 CENT = Decimal("0.01")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 REYKJAVIK = ZoneInfo("Atlantic/Reykjavik")  # Payday's own day (UTC all year)
 MAX_PERPAGE = 500  # payday.md §2 (MCP caps perpage at 500)
 DEFAULT_PERPAGE = 50
@@ -198,23 +197,14 @@ class _Mode:
         obj._modes[self.name] = _checked_mode(self.name, value)
 
 
+def _checked_max_pages(value):
+    if value is not None and (isinstance(value, bool) or int(value) < 1):
+        raise ValueError("Payday stand-in mode max_pages: None or a whole number of pages, at least 1")
+    return None if value is None else int(value)
+
+
 def _checked_mode(name: str, value):
-    if name in MODE_VALUES:
-        if value not in MODE_VALUES[name]:
-            raise ValueError(f"Payday stand-in mode {name}={value!r}: one of {', '.join(MODE_VALUES[name])}")
-        return value
-    if name == "lost_answers":
-        rate = float(value)
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("Payday stand-in mode lost_answers: a rate between 0 and 1")
-        return rate
-    if name == "max_pages":
-        if value is not None and (isinstance(value, bool) or int(value) < 1):
-            raise ValueError("Payday stand-in mode max_pages: None or a whole number of pages, at least 1")
-        return None if value is None else int(value)
-    if name == "seed":
-        return value
-    raise ValueError(f"the Payday stand-in has no mode {name!r}")
+    return checked_mode("Payday", MODE_VALUES, {"max_pages": _checked_max_pages}, name, value)
 
 
 def _now_iso() -> str:
@@ -484,41 +474,7 @@ class PaydayStandin(StandinServer):
         app = Flask("payday_standin")
         standin = self
 
-        @app.errorhandler(_Refusal)
-        def refused(exc: _Refusal):
-            return _json(exc.status, exc.body, exc.headers)
-
-        @app.errorhandler(404)
-        def not_found(exc):
-            return _json(404, {"message": "Not found"})
-
-        @app.errorhandler(405)
-        def not_allowed(exc):
-            return _json(405, {"message": "Method not allowed"})
-
-        @app.before_request
         def gate():
-            raw = request.get_data(cache=True)
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            with standin._lock:
-                standin.requests.append({
-                    "method": request.method, "path": request.path, "query": request.args.to_dict(),
-                    "headers": dict(request.headers), "json": body, "at": time.time(),
-                })
-                generation = standin._generation
-                latency = standin.latency
-            g.body, g.generation = body, generation
-            if latency and not standin._hold(latency, generation):
-                return _json(503, "The stand-in was reset while holding this request")
-            held = standin._take_fault("hold", request.method, request.path)
-            if held and not standin._hold(held["seconds"], generation):
-                return _json(503, "The stand-in was reset while holding this request")
-            failed = standin._take_fault("fail", request.method, request.path)
-            if failed:
-                return _fault_response(failed)
             if request.headers.get("Api-Version") != API_VERSION:
                 return _json(400, "The Api-Version header is missing or not supported.")  # [invented]
             if request.path != "/auth/token":
@@ -529,21 +485,19 @@ class PaydayStandin(StandinServer):
                 standin._issue()
             return None
 
-        @app.after_request
         def after(resp: Response):
-            if resp.status_code >= 300:
-                return resp
-            if standin._take_fault("empty", request.method, request.path):
+            if resp.status_code < 300 and standin._take_fault("empty", request.method, request.path):
                 return Response("", status=200)
-            fault = standin._take_fault("after_commit", request.method, request.path)
-            if fault:
-                if fault["status"] is None:
-                    request.environ["standin.drop"] = True
-                    return resp
-                return _json(fault["status"], "Bad Gateway" if fault["status"] == 502 else "Server error")
-            if standin._answer_lost(request.method, request.path):
-                request.environ["standin.drop"] = True  # committed; the caller never hears of it
-            return resp
+            return None
+
+        self.install_fault_hooks(
+            app, _Refusal, refused=lambda exc: _json(exc.status, exc.body, exc.headers),
+            not_found=lambda: _json(404, {"message": "Not found"}),
+            not_allowed=lambda: _json(405, {"message": "Method not allowed"}),
+            held=lambda: _json(503, "The stand-in was reset while holding this request"),
+            failed=_fault_response,
+            committed=lambda status: _json(status, "Bad Gateway" if status == 502 else "Server error"),
+            gate=gate, after=after)
 
         @app.post("/auth/token")
         def token():
@@ -716,7 +670,7 @@ class PaydayStandin(StandinServer):
                 product = g.company.products.get(product_id)
                 if product is None:
                     return _json(404, {"message": "Product not found"})  # [invented]
-                if not _is_date(body.get("date")):
+                if not is_date(body.get("date")):
                     return _json(400, MSG_MOVEMENT_DATE)
                 change = _number(body.get("changeInQuantity"), "Change in quantity", 1)
                 movement = standin._move(g.company, product, change, body.get("description") or "",
@@ -739,16 +693,9 @@ class PaydayStandin(StandinServer):
     # --- behaviour -------------------------------------------------------------------------
 
     def _answer_lost(self, method: str, path: str) -> bool:
-        """Draw whether this committed request's answer is lost (mode lost_answers)."""
+        # No paths means no lost answers here, where matches() would take them for every path.
         with self._lock:
-            rate = self._modes["lost_answers"]
-            paths = self.lost_answer_paths
-            if not rate or not paths or not matches(tuple(paths), method, path):
-                return False
-            if self._rng.random() >= rate:
-                return False
-            self.faults["lost_answers"] += 1
-            return True
+            return bool(self.lost_answer_paths) and super()._answer_lost(method, path)
 
     def _in_list_order(self, rows: list[dict]) -> list[dict]:
         rows = sorted(rows, key=lambda inv: inv["_seq"])
@@ -814,7 +761,7 @@ class PaydayStandin(StandinServer):
             if status == "PAID":  # MARK_AS_UNPAID [guess: the body is not known]
                 invoice.update(status="SENT", paidDate=None, paymentType=None)
             if body.get("claimCancelledDate"):
-                if not _is_date(body["claimCancelledDate"]):
+                if not is_date(body["claimCancelledDate"]):
                     raise _Refusal(400, {"message": "Invalid data. claimCancelledDate is not a valid "
                                                     "date."})  # [invented]
                 invoice.update(claimCancelled=True, claimCancelledDate=body["claimCancelledDate"])
@@ -822,7 +769,7 @@ class PaydayStandin(StandinServer):
             if status != "SENT":
                 raise _Refusal(400, MSG_STATUS_CHANGE.format(current=status.capitalize(), wanted=wanted))
             cancelled = body.get("cancelledDate") or today
-            if not _is_date(cancelled):
+            if not is_date(cancelled):
                 raise _Refusal(400, {"message": "Invalid data. cancelledDate is not a valid date."})  # [invented]
             invoice.update(status="CANCELLED", cancelledDate=cancelled)
         else:  # DRAFT: an issued invoice never goes back to a draft [guess]
@@ -910,7 +857,7 @@ class PaydayStandin(StandinServer):
         if status not in STATUSES:
             raise _Refusal(400, {"message": f"Invalid data. Status '{status}' is not valid."})  # [invented]
         for field in ("invoiceDate", "dueDate", "finalDueDate"):
-            if body.get(field) is not None and not _is_date(body[field]):
+            if body.get(field) is not None and not is_date(body[field]):
                 raise _Refusal(400, {"message": f"Invalid data. {field} is not a valid date."})  # [invented]
         if status == "PAID":
             self._check_paid(company, body)
@@ -1099,7 +1046,7 @@ def _internal_status(invoice: dict) -> str:
 
 
 def _filter_date(value: str, name: str) -> str:
-    if not _is_date(value):
+    if not is_date(value):
         raise _Refusal(400, {"message": f"Invalid data. {name} is not a valid date."})  # [invented]
     return value
 
@@ -1128,18 +1075,8 @@ def _object(body) -> dict:
     return body
 
 
-def _is_date(value) -> bool:
-    if not isinstance(value, str) or not _DATE.match(value):
-        return False
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_date_or_time(value) -> bool:
-    if _is_date(value):
+    if is_date(value):
         return True
     try:
         datetime.fromisoformat(str(value).replace("Z", "+00:00"))
