@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import Blueprint, current_app
 
-from . import crypto, db, documents, i18n, shop_settings, shops
+from . import accounting, crypto, db, documents, shop_settings, shops
 
 bp = Blueprint("cli", __name__, cli_group=None)
 
@@ -35,7 +35,8 @@ def _shop_id(domain: str) -> int:
 @click.option("--kennitala-from-company/--no-kennitala-from-company", default=None)
 @click.option("--auto/--no-auto", "auto_process", default=None, help="automatic processing")
 @click.option("--invoices-from", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
-              help="invoice returns closed and refunds made from this day (Iceland time); an earlier day backfills")
+              help="invoice returns closed and refunds made from this day (the company's time: Iceland's for "
+                   "Payday, Denmark's for the Danish systems); an earlier day backfills")
 def shop_settings_command(shop, payday_client_id, payday_secret, payday_env, payment_type, send_email,
                           kennitala_from_company, auto_process, invoices_from):
     """Show or change a shop's settings for the invoicing pipeline."""
@@ -44,7 +45,8 @@ def shop_settings_command(shop, payday_client_id, payday_secret, payday_env, pay
         "payday_client_id": payday_client_id, "payday_client_secret": payday_secret,
         "payday_environment": payday_env, "send_email": send_email,
         "kennitala_from_company": kennitala_from_company, "auto_process": auto_process,
-        "invoices_from": invoices_from and invoices_from.replace(tzinfo=i18n.TIMEZONE)}.items() if v is not None}
+        "invoices_from": invoices_from and invoices_from.replace(
+            tzinfo=accounting.ZONES[shop_settings.load(shop_id).accounting])}.items() if v is not None}
     if payment_type:
         mapping = dict(shop_settings.load(shop_id).payment_types)
         for pair in payment_type:

@@ -47,6 +47,15 @@ def test_an_earlier_start_of_invoicing_from_the_command_line_asks_for_the_histor
     assert [job_id.split("-")[0] for job_id in jobqueue.queue(history=True).job_ids] == ["backfill"]
 
 
+def test_a_danish_shops_start_of_invoicing_is_a_day_in_denmark(app):
+    shops.save_tokens(SHOP, shops.Tokens(access_token="x"))
+    shop_settings.save(shops.get(SHOP)["id"], accounting="dinero")
+    result = app.test_cli_runner().invoke(args=["shop-settings", SHOP, "--invoices-from", "2026-01-01"])
+    assert result.exit_code == 0, result.output
+    start = shop_settings.load(shops.get(SHOP)["id"]).invoices_from
+    assert start == datetime(2025, 12, 31, 23, 0, tzinfo=timezone.utc)   # midnight in Copenhagen
+
+
 def test_automatic_processing_needs_payday_first(app):
     shops.save_tokens(SHOP, shops.Tokens(access_token="x"))
     result = app.test_cli_runner().invoke(args=["shop-settings", SHOP, "--auto"])
