@@ -92,7 +92,7 @@ class RowKit:
     which carries Shopify's parameters like page_url (one url_for, then the id put in)."""
 
     def __init__(self, environment: str | None, system: str = "payday"):
-        self.environment, self.system = environment, system
+        self.environment, self.system, self.system_name = environment, system, SYSTEM_NAMES[system]
         self._status = {s: i18n.status_label(s) for s in i18n.STATUSES}
         self._kind = {k: i18n.kind_label(k) for k in i18n.KINDS}
         self._reasons: dict[str, str] = {}

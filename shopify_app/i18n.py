@@ -142,17 +142,23 @@ def money(amount, currency: str | None = "ISK", language: str | None = None) -> 
     return f"{'-' if value < 0 else ''}{currency} {number}"
 
 
-def zone() -> ZoneInfo:
-    """The asking shop's time, its books' (accounting.ZONES); Iceland's outside a shop's request."""
+def shop_accounting() -> str:
+    """The asking shop's accounting system (read once per request); Payday outside a shop's request."""
     if not has_request_context() or not g.get("shop"):
-        return TIMEZONE
-    if "zone" not in g:
-        from . import accounting, db
+        return "payday"
+    if "accounting" not in g:
+        from . import db
         with db.transaction() as conn:
             row = conn.execute("""SELECT ss.accounting FROM shops s JOIN shop_settings ss ON ss.shop_id = s.id
                                   WHERE s.domain = %s""", (g.shop,)).fetchone()
-        g.zone = accounting.ZONES[row["accounting"]] if row else TIMEZONE
-    return g.zone
+        g.accounting = row["accounting"] if row else "payday"
+    return g.accounting
+
+
+def zone() -> ZoneInfo:
+    """The asking shop's time, its books' (accounting.ZONES); Iceland's outside a shop's request."""
+    from . import accounting
+    return accounting.ZONES[shop_accounting()]
 
 
 def _local(value) -> datetime | None:

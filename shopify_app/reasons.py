@@ -15,9 +15,13 @@ from typing import NamedTuple
 from flask import has_request_context
 from flask_babel import lazy_gettext
 
+from .accounting import NAMES
 from .accounting.payday import api as payday
 
 PAYDAY_URLS = {"production": "https://app.payday.is", "test": "https://app.test.payday.is"}
+# The Danish systems' web apps, where the merchant logs in.
+SYSTEM_URLS = {"economic": "https://secure.e-conomic.com", "dinero": "https://app.dinero.dk",
+               "billy": "https://app.billy.dk"}
 # Where the merchant acts: Skilvís's settings, Payday's web app, the order or the store's bill
 # in Shopify admin (shopify:// links are opened by App Bridge around the app).
 SETTINGS, PAYDAY, ORDER, BILLING = "settings", "payday", "order", "billing"
@@ -76,30 +80,35 @@ TABLE: dict[str, Reason] = {
         lazy_gettext("Log in to Payday, finish the required system setup there, then press Retry"),
         PAYDAY, retry=True, detail=True),
     "payday_validation": Reason(
-        lazy_gettext("Payday refused the invoice"),
-        lazy_gettext("Correct what Payday names, in Payday or in Shopify, then press Retry. If it is unclear, "
+        lazy_gettext("%(system)s refused the invoice"),
+        lazy_gettext("Correct what %(system)s names, in %(system)s or in Shopify, then press Retry. If it is unclear, "
                      "send the details below to Skilvís support"), PAYDAY, retry=True, detail=True),
     "payday_auth": Reason(
         lazy_gettext("Payday did not accept Skilvís’s client ID and secret"),
         lazy_gettext("Check the client ID and secret under Settings → Payday and press Test connection, then "
                      "press Retry"), SETTINGS, retry=True, detail=True),
+    # A Danish system's refused credentials: its connection in Settings has no client ID and secret.
+    "accounting_auth": Reason(
+        lazy_gettext("%(system)s did not accept the connection’s credentials"),
+        lazy_gettext("Check the %(system)s connection under Settings and test it, then press Retry"), SETTINGS,
+        retry=True, detail=True),
     "payday_transient": Reason(
-        lazy_gettext("Payday did not answer, even after many attempts over several hours"),
-        lazy_gettext("Check that you can log in to Payday, then press Retry"), PAYDAY, retry=True, detail=True),
+        lazy_gettext("%(system)s did not answer, even after many attempts over several hours"),
+        lazy_gettext("Check that you can log in to %(system)s, then press Retry"), PAYDAY, retry=True, detail=True),
     "payday_data": Reason(
         lazy_gettext("The order’s data could not be put on an invoice"),
-        lazy_gettext("Make this credit invoice in Payday by hand, and send the details below to Skilvís support"),
+        lazy_gettext("Make this credit invoice in %(system)s by hand, and send the details below to Skilvís support"),
         PAYDAY, detail=True),
     "payday_error": Reason(
-        lazy_gettext("Payday reported an error"),
+        lazy_gettext("%(system)s reported an error"),
         lazy_gettext("Press Retry. If it fails again, send the details below to Skilvís support"),
         retry=True, detail=True),
     "payday_unconfirmed": Reason(
-        lazy_gettext("Payday’s answer was lost, so Skilvís cannot tell whether the invoice was made"),
-        lazy_gettext("Look for the invoice in Payday. If it is not there, press Retry; if it is, leave it, as "
+        lazy_gettext("%(system)s’s answer was lost, so Skilvís cannot tell whether the invoice was made"),
+        lazy_gettext("Look for the invoice in %(system)s. If it is not there, press Retry; if it is, leave it, as "
                      "Retry would make a second one"), PAYDAY, retry=True, detail=True),
     "retrying": Reason(
-        lazy_gettext("Payday is not answering; Skilvís tries again by itself at %(when)s"),
+        lazy_gettext("%(system)s is not answering; Skilvís tries again by itself at %(when)s"),
         lazy_gettext("Nothing to do meanwhile: Skilvís keeps trying for several hours before it asks you to step in"),
         detail=True),
     "automatic_processing_off": Reason(
@@ -116,10 +125,10 @@ TABLE: dict[str, Reason] = {
         lazy_gettext("Payday is not connected"),
         lazy_gettext("Connect Payday in Settings; Skilvís then makes the credit invoice by itself"), SETTINGS),
     "default_customer_missing": Reason(
-        lazy_gettext("Shopify does not share the customer’s details with Skilvís, and no Payday customer is chosen "
-                     "for such invoices"),
-        lazy_gettext("Choose the Payday customer for such invoices under Settings → Payday"), SETTINGS),
-    "test_order": Reason(lazy_gettext("A test order: it is never sent to Payday"), NOTHING_TO_DO),
+        lazy_gettext("Shopify does not share the customer’s details with Skilvís, and no %(system)s customer is "
+                     "chosen for such invoices"),
+        lazy_gettext("Choose the %(system)s customer for such invoices under Settings → %(system)s"), SETTINGS),
+    "test_order": Reason(lazy_gettext("A test order: it is never sent to %(system)s"), NOTHING_TO_DO),
     "payday_app_credits": Reason(
         lazy_gettext("Payday’s own Shopify app makes credit invoices for returns and refunds too, so Skilvís waits "
                      "rather than credit anything twice"),
@@ -127,14 +136,14 @@ TABLE: dict[str, Reason] = {
                      "Shopify app"), SETTINGS),
     "order_too_large": Reason(
         lazy_gettext("This order has more refunds, payments or lines in one return than Skilvís can read at once"),
-        lazy_gettext("Make its credit invoices in Payday by hand"), PAYDAY),
+        lazy_gettext("Make its credit invoices in %(system)s by hand"), PAYDAY),
     "order_gone": Reason(
         lazy_gettext("Shopify no longer shows this order"),
         lazy_gettext("Nothing to do, unless the order should still be there: then look for it in Shopify")),
     "order_outside_window": Reason(
         lazy_gettext("Shopify shows Skilvís only the last 60 days of orders, and this order is older"),
         lazy_gettext("Skilvís reads it as soon as Shopify approves access to all orders; if the credit invoice "
-                     "cannot wait, make it in Payday"), PAYDAY),
+                     "cannot wait, make it in %(system)s"), PAYDAY),
     "shopify_access_denied": Reason(
         lazy_gettext("Shopify refused Skilvís access: a permission is missing"),
         lazy_gettext("Open Skilvís from your Shopify admin and accept its permissions; Skilvís then tries again "
@@ -142,7 +151,7 @@ TABLE: dict[str, Reason] = {
     "shopify_query_refused": Reason(
         lazy_gettext("Shopify refused the way Skilvís asks for this order"),
         lazy_gettext("Skilvís tries again by itself. If this stays, contact Skilvís support and make the credit "
-                     "invoice in Payday meanwhile")),
+                     "invoice in %(system)s meanwhile")),
     "shop_frozen": Reason(
         lazy_gettext("Shopify has frozen the store over an unpaid Shopify bill, so nothing can be read"),
         lazy_gettext("Pay the bill in Shopify; Skilvís carries on by itself once the store is open again"), BILLING),
@@ -171,10 +180,10 @@ UNKNOWN = Reason(lazy_gettext("Skilvís stopped for a reason it does not know"),
 REASONS = {code: reason.what for code, reason in TABLE.items()}
 UNKNOWN_REASON = UNKNOWN.what
 # Payday's own words, when they are words: shown with the refusal rather than only folded away.
-PAYDAY_SAID = lazy_gettext("Payday refused the invoice: %(error)s")
+PAYDAY_SAID = lazy_gettext("%(system)s refused the invoice: %(error)s")
 LINK_LABELS = {
     SETTINGS: lazy_gettext("Open Settings"),
-    PAYDAY: lazy_gettext("Open Payday"),
+    PAYDAY: lazy_gettext("Open %(system)s"),
     BILLING: lazy_gettext("Open billing in Shopify"),
 }
 ORDER_LINK = lazy_gettext("Open order %(name)s in Shopify")
@@ -225,6 +234,8 @@ def _resolve(reason: dict | str | None, params: dict | None) -> tuple[str, Reaso
     raw = {**(reason.get("params") or {}), **(params or {})}
     if needs_payday_setup(code, raw):
         code = "payday_setup_required"
+    if code == "payday_auth" and i18n.shop_accounting() != "payday":
+        code = "accounting_auth"
     return code, TABLE.get(code, UNKNOWN), raw, _params(raw)
 
 
@@ -274,6 +285,7 @@ def _params(params: dict) -> dict:
     out.setdefault("when", "")
     out.setdefault("error", "")
     out.setdefault("rates", "–")
+    out.setdefault("system", NAMES[i18n.shop_accounting()])   # the reasons that name Payday name the shop's system
     return out
 
 
@@ -286,8 +298,10 @@ def _fill(template, values: dict) -> str:
 
 def _link(kind: str | None, params: dict) -> Link | None:
     if kind == PAYDAY:
-        return Link(PAYDAY_URLS["test" if params.get("payday_environment") == "test" else "production"],
-                    str(LINK_LABELS[PAYDAY]))
+        system = i18n.shop_accounting()
+        url = (PAYDAY_URLS["test" if params.get("payday_environment") == "test" else "production"]
+               if system == "payday" else SYSTEM_URLS[system])
+        return Link(url, _fill(LINK_LABELS[PAYDAY], {"system": NAMES[system]}))
     if kind == ORDER:
         legacy_id = params.get("order_legacy_id")
         if not legacy_id:

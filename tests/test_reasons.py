@@ -7,7 +7,7 @@ import re
 from datetime import date
 
 import pytest
-from flask import Flask, render_template_string
+from flask import Flask, g, render_template_string
 from flask_babel import force_locale
 
 from shopify_app import db, i18n, invoicing, orders, reasons, shops
@@ -98,6 +98,24 @@ def test_paydays_own_words_stay_beside_a_refusal_but_technical_text_is_folded_aw
     assert words.what == "Payday refused the invoice: Viðskiptavinur er ekki til"
     raw = explained(babel_app, "en", {"code": "payday_validation", "params": {"error": '{"errorCode": 21018}'}})
     assert raw.what == "Payday refused the invoice" and raw.detail == '{"errorCode": 21018}'
+
+
+def test_a_danish_shops_failures_name_its_system_and_link_to_it(babel_app):
+    # The stored codes are Payday's (payday_validation …, from before the other systems); a
+    # Danish shop reads them in its own system's name, with a link to that system.
+    def danish(lang, reason):
+        with babel_app.test_request_context(), force_locale(lang):
+            g.shop, g.accounting = "hygge-butik.myshopify.com", "dinero"
+            return reasons.explain(reason)
+    refused = danish("en", {"code": "payday_validation", "params": {"error": "Kontakten findes ikke"}})
+    auth = danish("en", {"code": "payday_auth", "params": {"error": "invalid_grant"}})
+    lost = danish("en", {"code": "payday_unconfirmed", "params": {"error": "read timed out"}})
+    assert refused.what == "Dinero refused the invoice: Kontakten findes ikke"
+    assert tuple(refused.link) == ("https://app.dinero.dk", "Open Dinero")
+    assert auth.what == "Dinero did not accept the connection’s credentials" and "client ID" not in auth.next_step
+    shown = [refused.what, refused.next_step, auth.what, auth.next_step, lost.what, lost.next_step]
+    assert not [text for text in shown if "Payday" in text]
+    assert danish("da", {"code": "payday_unconfirmed", "params": {}}).what.startswith("Dineros svar gik tabt")
 
 
 def test_an_unknown_code_is_not_shown_but_kept_for_support(babel_app):
