@@ -327,8 +327,9 @@ CREDIT_ERRORS = {
     "nothing_picked": i18n.lazy_gettext("Pick at least one product or the shipping."),
     "shipping_credited": i18n.lazy_gettext("The shipping has already been credited."),
     "unsupported_vat_rate": reasons.REASONS["unsupported_vat_rate"],
+    "unbookable_vat_rate": reasons.REASONS["unbookable_vat_rate"],
     "order_gone": reasons.REASONS["order_gone"],
-    "not_connected": i18n.lazy_gettext("Payday is not connected: connect it in Settings"),
+    "not_connected": i18n.lazy_gettext("%(system)s is not connected: connect it in Settings"),
     "confirmation_required": i18n.lazy_gettext("Check the preview and confirm it: nothing has been created yet."),
     "plan_changed": i18n.lazy_gettext(
         "The credit invoice is no longer the one you previewed: what is left to credit has changed since. "
@@ -427,8 +428,9 @@ def credit_create(order_id: int):
     if not isinstance(order, facts.Order):
         return order
     settings = shop_settings.load(shop["id"])
-    if not settings.payday_connected:
-        return _credit_error("not_connected", {}, 409)
+    system = home.SYSTEM_NAMES[settings.accounting]
+    if not settings.connected:
+        return _credit_error("not_connected", {"system": system}, 409)
     confirm = str(_json().get("confirm") or "") or None
     try:
         created = manual.create(shop["id"], order_row, order, *form, confirm=confirm,
@@ -440,5 +442,6 @@ def credit_create(order_id: int):
         return _credit_error(exc.code, exc.params)
     return jsonify(ok=True, new=created.new, case_id=created.case_id, document_id=created.document_id,
                    url=home.page_url("home.case_detail", case_id=created.case_id),
-                   message=i18n.gettext("Credit invoice created; it is being sent to Payday.") if created.new
+                   message=i18n.gettext("Credit invoice created; it is being sent to %(system)s.", system=system)
+                   if created.new
                    else i18n.gettext("This credit invoice was already created."))

@@ -177,7 +177,7 @@ def booking_rates(rates):
         _BOOKABLE.reset(token)
 
 
-def _unbookable(exc: UnsupportedVat) -> Reason:
+def unbookable(exc: UnsupportedVat) -> Reason:
     bookable = _BOOKABLE.get()
     if bookable == frozenset(SUPPORTED_VAT):   # Payday's fixed three: fix the VAT in Shopify
         return reason("unsupported_vat_rate", rate=exc.rate, item=exc.what)
@@ -185,8 +185,13 @@ def _unbookable(exc: UnsupportedVat) -> Reason:
                   rates=", ".join(f"{plain(r)}%" for r in sorted(bookable)) or "–")
 
 
+def line_rate(rates: tuple[Decimal, ...]) -> Decimal:
+    """A line's VAT rate as Shopify taxed it: its tax lines' rates together."""
+    return plain(sum(rates, ZERO)) if rates else ZERO
+
+
 def vat_rate(rates: tuple[Decimal, ...], what: str) -> Decimal:
-    rate = plain(sum(rates, ZERO)) if rates else ZERO
+    rate = line_rate(rates)
     for supported in _BOOKABLE.get():
         if rate == supported:
             return plain(supported)
@@ -486,7 +491,7 @@ def _decide_return(order, ret: Return, refunds, existing, covered, start, reopen
             if plan:
                 plans.append(plan)
     except UnsupportedVat as exc:
-        return case(FAILED, _unbookable(exc)), []
+        return case(FAILED, unbookable(exc)), []
     if plans or _documented(ret, refunds, existing):
         return case(DOCUMENTED, amount=sum((p.total for p in plans), ZERO) if plans else None), plans
     if early:
@@ -556,7 +561,7 @@ def _decide_lone_refund(order: Order, refund: Refund, existing, start) -> tuple[
     try:
         plan = _refund_plan(order, refund, None)
     except UnsupportedVat as exc:
-        return case(FAILED, _unbookable(exc)), []
+        return case(FAILED, unbookable(exc)), []
     if plan is None:
         return case(NONE_NEEDED, reason("nothing_refunded")), []
     return case(DOCUMENTED, amount=plan.total), [plan]

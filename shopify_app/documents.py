@@ -64,7 +64,7 @@ def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, c
         (shop_id, order["id"], case_id, plan.key, plan.trigger, plan.return_id, plan.return_name,
          list(plan.refund_ids), Jsonb([line_dict(l) for l in plan.lines]), plan.total, currency, plan.gateway,
          _shop_mark(conn, shop_id) + invoicing.reference(order["name"], plan.key, plan.return_name, plan.corrects,
-                                                         language="is" if system == "payday" else "da"),
+                                                         language=accounting.LANGUAGES[system]),
          _day(system, plan.dated), _day(system, plan.paid), plan.note, plan.reason,
          # When the caller knows when the order was placed (Shopify's createdAt, as `placed_at`),
          # the sale invoice is looked for in the days around it (C7, _window_days).
@@ -171,7 +171,7 @@ def note_of(doc: dict, buyer: accounting.Buyer | None) -> accounting.Note:
         lines=tuple(accounting.Line(line["kind"], line.get("description") or "", line.get("sku"), int(line["quantity"]),
                                     Decimal(line["amount"]), Decimal(line["vat_rate"])) for line in doc["lines"]),
         text=invoicing.description(doc, order_name=doc["order_name"],
-                                   language="is" if doc["accounting"] == "payday" else "da"),
+                                   language=accounting.LANGUAGES[doc["accounting"]]),
         order_placed=doc.get("order_date"), trigger=doc["trigger"], return_name=doc.get("return_name"),
         reason=doc.get("return_reason"), remark=doc.get("note"),
         source=accounting.Source(doc["shop_id"], doc["order_id"], doc["id"], doc.get("order_heard_at")))

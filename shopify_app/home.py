@@ -464,7 +464,7 @@ def credit_page(order_id: int):
     return render_template("credit.html", order=order, facts=order_facts, token=token,
                            creditable=manual.creditable(order_facts, earlier),
                            shipping_left=manual.creditable_shipping(order_facts, earlier),
-                           connected=settings.payday_connected,
+                           connected=settings.connected, system=SYSTEM_NAMES[settings.accounting],
                            line_id=lambda gid: gid.rsplit("/", 1)[-1])
 
 

@@ -168,12 +168,12 @@ def note_json(note) -> dict:
 
 
 def draft(doc: dict, *, order_name: str, original_number: str | None = None, original_date: date | None = None,
-          keeps_stock: bool = False) -> dict:
+          keeps_stock: bool = False, language: str = "is") -> dict:
     """What Payday's customer reads on the invoice: its text, reference and lines, signs and
     labels as sent. The one source of both the invoice (invoice_body) and the hand credit's
     preview (manual.preview), so the merchant confirms exactly what is sent."""
     return {"description": description(doc, order_name=order_name, original_number=original_number,
-                                       original_date=original_date),
+                                       original_date=original_date, language=language),
             "reference": doc["reference"], "lines": payday_lines(doc["lines"], keeps_stock)}
 
 

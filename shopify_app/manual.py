@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Mapping
 
-from . import db, decision, documents, invoicing, orders, shop_settings, timeline
-from .decision import (ITEM, SHIPPING, Line, Plan, UnsupportedVat, listed_gross, refunded_quantities,
+from . import accounting, db, decision, documents, invoicing, orders, shop_settings, timeline
+from .decision import (ITEM, SHIPPING, Line, Plan, UnsupportedVat, line_rate, listed_gross, refunded_quantities,
                        refunded_shipping, vat_rate)
 from .facts import Order
 from .money import ZERO
@@ -80,8 +80,8 @@ def creditable_shipping(order: Order, earlier: HandCredits = HandCredits()) -> d
     refunded = refunded_shipping(order)
     left = {}
     for ship in order.shipping_lines.values():
-        rate = vat_rate(ship.vat_rates, ship.title)
-        rest = listed_gross(order, ship.price, rate) - refunded.get(ship.id, ZERO) - earlier.shipping.get(ship.id, ZERO)
+        # What is left is shown whatever the rate: one the shop cannot book is refused at the preview.
+        rest = listed_gross(order, ship.price, line_rate(ship.vat_rates)) - refunded.get(ship.id, ZERO) - earlier.shipping.get(ship.id, ZERO)
         if rest > 0:
             left[ship.id] = rest
     return left
@@ -119,7 +119,8 @@ def build(order: Order, picks: Mapping[str, int], shipping: bool, token: str,
                 lines.append(Line(SHIPPING, ship.title, None, -1, -amount, vat_rate(ship.vat_rates, ship.title),
                                   source=ship_id))
     except UnsupportedVat as exc:
-        raise InvalidCredit("unsupported_vat_rate", rate=exc.rate, item=exc.what) from exc
+        why = decision.unbookable(exc)   # Payday's fixed rates, or what a Danish shop mapped
+        raise InvalidCredit(why.code, **dict(why.params)) from exc
     if not lines:
         raise InvalidCredit("nothing_picked")
     # No gateway, so the invoice is created unpaid: the money went back outside Shopify (cash, a
@@ -162,7 +163,9 @@ def proposal(conn, shop_id: int, order_row: dict, order: Order, picks: Mapping[s
              token: str, keeps_stock: bool = False) -> Proposal:
     """The plan of this form and the invoice it makes, with the name and reference it would be
     claimed under now: the one source of the preview and of what create claims."""
-    with decision.booking_rates(shop_settings.load(shop_id, conn).vat_rates):
+    settings = shop_settings.load(shop_id, conn)
+    language = accounting.LANGUAGES[settings.accounting]   # as documents.claim writes the document
+    with decision.booking_rates(settings.vat_rates):
         plan = build(order, picks, shipping, token, hand_credits(order_row["id"], token, conn))
     count = conn.execute("SELECT count(*) AS n FROM cases WHERE order_id = %s AND kind = 'manual'",
                          (order_row["id"],)).fetchone()["n"]
@@ -172,8 +175,10 @@ def proposal(conn, shop_id: int, order_row: dict, order: Order, picks: Mapping[s
     doc = {"trigger": plan.trigger, "return_name": label, "gateway": plan.gateway, "note": plan.note,
            "return_reason": plan.reason, "lines": [documents.line_dict(line) for line in plan.lines],
            # the same reference documents.claim stores, shop mark and all
-           "reference": documents._shop_mark(conn, shop_id) + invoicing.reference(order.name, plan.key, label)}
-    return Proposal(plan, label, invoicing.draft(doc, order_name=order.name, keeps_stock=keeps_stock), order.currency)
+           "reference": documents._shop_mark(conn, shop_id) + invoicing.reference(order.name, plan.key, label,
+                                                                                   language=language)}
+    return Proposal(plan, label, invoicing.draft(doc, order_name=order.name, keeps_stock=keeps_stock, language=language),
+                    order.currency)
 
 
 def preview(shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int], shipping: bool, token: str,

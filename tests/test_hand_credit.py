@@ -109,3 +109,38 @@ def test_picks_the_order_cannot_take_are_refused_before_any_confirmation(credit_
     token, by_max = form()
     too_many = post("", {"token": token, "quantities": {by_max[3]: 4}})
     assert too_many.status_code == 400 and too_many.json["error"] == "bad_quantity"
+
+
+def test_a_danish_shop_credits_by_hand_into_its_own_system_in_danish(client, danish_system):
+    # C6 for a shop on Dinero: the page and the answers name Dinero, the preview reads in Danish
+    # as the document will, 25 % is a rate the shop mapped, and the credit note is booked there.
+    install_shop(danish_system, currency="DKK", taxes_included=True, gateways=["shopify_payments"],
+                 accounting="dinero")
+    dk_order = {**ORDER, "currency": "DKK", "taxes_included": True,
+                "lines": [{**line, "tax_rate": "25"} for line in ORDER["lines"]],
+                "shipping": {**ORDER["shipping"], "tax_rate": "25"}}
+    order = danish_system.shopify.store.create_order(SANDBOX_SHOP, dk_order)
+    orders.request_work(shops.get(SANDBOX_SHOP)["id"], order.id)
+    run_worker_until_idle()
+    [row] = rows("SELECT id FROM orders")
+    token = danish_system.shopify.id_token(SANDBOX_SHOP)
+    html = client.get(f"/orders/{row['id']}/credit", query_string={
+        "embedded": "1", "shop": SANDBOX_SHOP, "id_token": token, "locale": "en"}).get_data(as_text=True)
+    assert "Create this credit invoice in Dinero" in html and 'data-testid="not-connected"' not in html
+    form = re.search(r'data-token="([^"]+)"', html).group(1)
+    line = dict((mx, ln) for ln, mx in re.findall(r'name="qty-(\d+)"[^>]*max="(\d+)"', html))["3"]
+
+    def post(path, body):
+        return client.post(f"/api/orders/{row['id']}/credit{path}", json=body,
+                           headers={"Authorization": f"Bearer {token}", "X-Skilvis-Locale": "en"})
+    body = {"token": form, "quantities": {line: 1}, "shipping": False}
+    preview = post("/preview", body).json
+    assert preview["ok"], preview
+    assert preview["description"].startswith("Kreditnota oprettet manuelt på ordre #1001")
+    created = post("", {**body, "confirm": preview["confirm"]}).json
+    assert created["ok"] and created["message"] == "Credit invoice created; it is being sent to Dinero."
+    run_worker_until_idle()
+    [doc] = rows("SELECT status, reference, accounting FROM documents")
+    assert (doc["status"], doc["accounting"]) == ("sent", "dinero") and doc["reference"] == preview["reference"]
+    [booked] = danish_system.books("dinero").documents()
+    assert (booked["type"], booked["total"], booked["reference"]) == ("credit_note", -1990, preview["reference"])

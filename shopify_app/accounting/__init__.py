@@ -25,6 +25,8 @@ NAMES = {"payday": "Payday", "economic": "e-conomic", "dinero": "Dinero", "billy
 # The company's time: a document is dated by the day of what happened in Shopify where its books
 # are kept (a return closed at 23:30 UTC is the next day's in Copenhagen, the same day's in
 # Reykjavik), and the merchant reads times in it.
+# The company's language: what its documents' texts and references are written in.
+LANGUAGES = {"payday": "is", "economic": "da", "dinero": "da", "billy": "da"}
 ZONES = {"payday": ZoneInfo("Atlantic/Reykjavik"), "economic": ZoneInfo("Europe/Copenhagen"),
          "dinero": ZoneInfo("Europe/Copenhagen"), "billy": ZoneInfo("Europe/Copenhagen")}
 
