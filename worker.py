@@ -12,7 +12,9 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 
+import redis.exceptions
 from rq.worker import SimpleWorker
 
 from shopify_app import config, db, dispatch, jobqueue, localservers, logs, periodic
@@ -22,6 +24,27 @@ log = logging.getLogger("skilvis.worker")
 
 def _run_scheduler(redis_url: str) -> None:
     periodic.scheduler(jobqueue.redis_connection(redis_url)).start()
+
+
+RESTART_PAUSE = 2.0   # seconds before a worker whose loop broke on an error works again
+
+
+def _work(connection) -> None:
+    """RQ's loop until a stop is asked for (SIGTERM, Ctrl-C). RQ leaves its loop on any error
+    it did not expect, such as Redis reset mid-job (seen in `make chaos`'s Redis restart): the
+    process would then end, and its dispatcher with it, until the platform restarted it. Here
+    a new worker takes over instead; the job that was running is Postgres's to give out again."""
+    while True:
+        worker = SimpleWorker(jobqueue.queues(connection), connection=connection)
+        try:
+            worker.work(with_scheduler=False, logging_level="INFO")
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:   # Redis still away
+            log.warning("Redis is not answering (%s)", exc)
+        # RQ notes a stop request here (rq/worker/base.py request_stop); nothing public says so.
+        if worker._stop_requested or worker._shutdown_requested_date:
+            return
+        log.warning("the worker's loop ended on an error; working again in %.0f s", RESTART_PAUSE)
+        time.sleep(RESTART_PAUSE)
 
 
 def main(burst: bool = False) -> int:
@@ -46,8 +69,7 @@ def main(burst: bool = False) -> int:
         else:
             dispatcher, stop = dispatch.start()
             try:
-                SimpleWorker(jobqueue.queues(connection), connection=connection).work(
-                    with_scheduler=False, logging_level="INFO")
+                _work(connection)
             finally:
                 stop.set()
                 dispatcher.join(5)

@@ -61,6 +61,34 @@ def test_worker_runs_jobs_and_cron_and_stops_gracefully_on_sigterm(client, redis
     assert wait_for(lambda: not Worker.all(connection=redis), timeout=10)
 
 
+def test_a_worker_whose_loop_breaks_on_a_redis_error_works_again(redis, monkeypatch):
+    # `make chaos`'s Redis restart: a reset in the middle of a job ends RQ's loop; the process
+    # must go on working (with its dispatcher), not wait for the platform to restart it.
+    import worker
+    from rq.worker import SimpleWorker
+
+    workers, execute = [], SimpleWorker.execute_job
+
+    def reset_once(self, job, queue):
+        workers.append(self.name)
+        if len(workers) == 1:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        execute(self, job, queue)
+        os.kill(os.getpid(), signal.SIGTERM)   # done: the stop the platform sends
+    monkeypatch.setattr(SimpleWorker, "execute_job", reset_once)
+    monkeypatch.setattr(worker, "RESTART_PAUSE", 0.0)
+    live = jobqueue.queue()
+    _lost, done = (live.enqueue("shopify_app.retention.purge") for _ in range(2))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker._work(redis)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert len(workers) == 2 and workers[0] != workers[1]   # a new worker took over
+    assert done.get_status(refresh=True) == "finished"
+
+
 HEALTH = {"Authorization": f"Bearer {HEALTHZ_TOKEN}"}   # the details need the health token
 
 
