@@ -52,9 +52,10 @@ def reopened(conn, order_id: int) -> frozenset[str]:
     return frozenset(r["case_gid"] for r in rows)
 
 
-def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, currency: str) -> int | None:
-    """Claim the document under its key; None when it is already claimed (by anyone, ever)."""
-    system = _system(conn, shop_id)
+def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, currency: str,
+          system: str) -> int | None:
+    """Claim the document under its key for the shop's accounting system (`settings.accounting`);
+    None when it is already claimed (by anyone, ever)."""
     row = conn.execute(
         """INSERT INTO documents (shop_id, order_id, case_id, doc_key, trigger, return_gid, return_name, refund_gids,
                                   lines, total, currency, gateway, reference, status, document_date, paid_date, note,
@@ -78,11 +79,6 @@ def claim(conn, *, shop_id: int, order: dict, plan: Plan, case_id: int | None, c
 
 def _day(system: str, moment):
     return accounting.local_day(system, moment) if moment else None
-
-
-def _system(conn, shop_id: int) -> str:
-    row = conn.execute("SELECT accounting FROM shop_settings WHERE shop_id = %s", (shop_id,)).fetchone()
-    return row["accounting"] if row else "payday"
 
 
 def _shop_mark(conn, shop_id: int) -> str:

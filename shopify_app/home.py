@@ -106,7 +106,6 @@ class RowKit:
         self.payday_no = Markup(i18n.gettext("Payday no. %(number)s"))
         if system != "payday":   # a Danish shop's documents are in its own system, by its name
             name = SYSTEM_NAMES[system]
-            self._status["created"] = i18n.gettext("Recorded in %(system)s", system=name)
             self.in_payday = Markup(i18n.gettext("In %(system)s", system=name))
             self.payday_no = Markup(i18n.gettext("%(system)s no. %(number)s", system=name, number="%(number)s"))
         path, _, query = page_url("home.case_detail", case_id=0).partition("?")
@@ -472,9 +471,7 @@ def credit_page(order_id: int):
 
 def saved_client(settings: shop_settings.ShopSettings) -> payday.PaydayClient:
     """The shop's Payday connection, for a page that waits on it: one read attempt."""
-    return payday.PaydayClient(payday.base_url(settings.payday_environment), settings.payday_client_id,
-                               settings.payday_client_secret,
-                               token_store=payday.PostgresTokenStore(settings.shop_id), read_attempts=1)
+    return payday.PaydayClient.for_shop(settings, read_attempts=1)
 
 
 def payment_type_choices(settings: shop_settings.ShopSettings) -> tuple[list[dict], bool]:

@@ -27,9 +27,6 @@ LANGUAGES = ("is", "en", "da")
 DEFAULT = "is"
 # What the page's script (static/skilvis.js) sends on every fetch: <html lang>, one of LANGUAGES.
 LOCALE_HEADER = "X-Skilvis-Locale"
-# The merchant reads their company's time whatever their browser says (zone()): Iceland's,
-# which keeps UTC all year, where no shop is asking.
-TIMEZONE = ZoneInfo("Atlantic/Reykjavik")
 
 
 def normalize(value: str | None) -> str | None:
@@ -156,7 +153,8 @@ def shop_accounting() -> str:
 
 
 def zone() -> ZoneInfo:
-    """The asking shop's time, its books' (accounting.ZONES); Iceland's outside a shop's request."""
+    """The asking shop's time, its books' (accounting.ZONES), whatever the browser says; Iceland's
+    outside a shop's request."""
     from . import accounting
     return accounting.ZONES[shop_accounting()]
 
@@ -234,6 +232,11 @@ from .reasons import REASONS, UNKNOWN_REASON, error_text, reason_text  # noqa: E
 
 
 def status_label(status: str) -> str:
+    """A status as the asking shop reads it: a Danish shop's documents are recorded in its own system."""
+    system = shop_accounting()
+    if status == "created" and system != "payday":
+        from .accounting import NAMES
+        return gettext("Recorded in %(system)s", system=NAMES[system])
     return str(STATUSES.get(status, status))
 
 

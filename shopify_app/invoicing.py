@@ -7,13 +7,11 @@ send them. Charged lines (fees, exchange items) are positive."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from .decision import ADJUSTMENT, EXCHANGE_ITEM, ITEM, RESTOCKING_FEE, RETURN_SHIPPING_FEE, SHIPPING
 
-ICELAND = ZoneInfo("Atlantic/Reykjavik")
 # Gateways whose id does not read as their name once the underscores go, in the reader's
 # language (the company's on a document, the merchant's in Settings).
 GATEWAY_NAMES = {
@@ -117,14 +115,6 @@ def payday_lines(lines: list[dict], keeps_stock: bool = False) -> list[dict]:
             entry["sku"] = line["sku"]
         result.append(entry)
     return result
-
-
-def iceland_day(moment: datetime | None = None) -> date | None:
-    """The calendar day of a moment in Iceland (Atlantic/Reykjavik), whatever the server's zone;
-    without a moment, today there."""
-    if moment is None:
-        return datetime.now(ICELAND).date()
-    return moment.astimezone(ICELAND).date()
 
 
 def gateway_name(gateway: str, language: str = "is") -> str:

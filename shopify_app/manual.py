@@ -137,6 +137,7 @@ class Proposal:
     label: str
     invoice: dict
     currency: str
+    system: str          # the accounting system it is made for (settings.accounting)
 
     @property
     def total(self) -> Decimal:
@@ -178,7 +179,7 @@ def proposal(conn, shop_id: int, order_row: dict, order: Order, picks: Mapping[s
            "reference": documents._shop_mark(conn, shop_id) + invoicing.reference(order.name, plan.key, label,
                                                                                    language=language)}
     return Proposal(plan, label, invoicing.draft(doc, order_name=order.name, keeps_stock=keeps_stock, language=language),
-                    order.currency)
+                    order.currency, settings.accounting)
 
 
 def preview(shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int], shipping: bool, token: str,
@@ -226,7 +227,7 @@ def create(shop_id: int, order_row: dict, order: Order, picks: Mapping[str, int]
             (shop_id, order_row["id"], plan.case_key, planned.label, plan.total, order.currency),
         ).fetchone()["id"]
         doc_id = documents.claim(conn, shop_id=shop_id, order={"id": order_row["id"], "name": order.name}, plan=plan,
-                                 case_id=case_id, currency=order.currency)
+                                 case_id=case_id, currency=order.currency, system=planned.system)
         timeline.add(conn, shop_id, order_row["id"], case_id, "manual_credit",
                      {"doc_key": plan.key, "total": str(plan.total)})
         orders.ask_again(conn, order_row["id"])

@@ -92,7 +92,7 @@ def run_pass(order_id: int, admin: AdminClient) -> bool:
         if blocked is None:
             for plan in result.plans:
                 documents.claim(conn, shop_id=shop_id, order=order, plan=plan, case_id=case_ids.get(plan.case_key),
-                                currency=order_facts.currency)
+                                currency=order_facts.currency, system=settings.accounting)
     if blocked != "default_customer_missing":   # nobody to put the invoice on yet
         system = accounting.for_shop(settings)
         to = documents.buyer(order, buyer, settings)

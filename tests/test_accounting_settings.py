@@ -116,3 +116,9 @@ def test_a_danish_shops_settings_speak_of_its_system_and_a_cvr_number(client, sh
     assert "disabled" not in re.search(r'<s-switch id="auto-process"[^>]*>', html).group(0)
     assert re.search(r'<div data-system="payday" hidden>\s*<s-switch id="send-email"', html)
     assert "already entered in Billy by hand" in html
+
+
+def test_a_danish_shops_status_filter_says_recorded_in_its_system(client, shop):
+    shop_settings.save(shop["id"], accounting="billy", accounting_config={"access_token": "t"})
+    html = page(client, "/", locale="en").get_data(as_text=True)
+    assert "Recorded in Billy" in html and "Recorded in Payday" not in html

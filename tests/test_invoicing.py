@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from shopify_app import invoicing
+from shopify_app import accounting, invoicing
 
 
 def doc(lines, trigger="return_close", key="return-1", return_name="#1001-R1", gateway="shopify_payments"):
@@ -103,7 +103,7 @@ def test_a_day_is_iceland_s_whatever_the_servers_zone():
     from datetime import datetime, timedelta, timezone
 
     late = datetime(2026, 11, 20, 23, 30, tzinfo=timezone(timedelta(hours=-5)))   # New York, late evening
-    assert invoicing.iceland_day(late) == date(2026, 11, 21)
+    assert accounting.local_day("payday", late) == date(2026, 11, 21)
 
 
 def test_the_merchants_refund_note_is_carried_to_the_invoice():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from shopify_app import db, i18n, reconcile, shop_settings, shops
+from shopify_app import accounting, db, reconcile, shop_settings, shops
 from shopify_app.sandbox.player import SHOP, install_shop, run_worker_until_idle
 
 ORDER = {"name": "#1001", "customer": {"email": "anna@example.is"}, "currency": "ISK", "taxes_included": True,
@@ -44,7 +44,7 @@ def test_history_before_the_start_waits_until_the_merchant_moves_the_start_back(
     token = system.shopify.id_token(SHOP)
     headers = {"Authorization": f"Bearer {token}", "X-Skilvis-Locale": "en"}   # the English page's fetches
     page = client.get("/settings", query_string={"embedded": "1", "shop": SHOP, "id_token": token, "locale": "en"})
-    today = start.astimezone(i18n.TIMEZONE).date()
+    today = start.astimezone(accounting.ZONES["payday"]).date()
     assert re.search(rf'<s-date-field id="invoices-from" name="invoices_from"[^>]* value="{today.isoformat()}"',
                      page.get_data(as_text=True))
     # The same day as shown keeps the exact moment; a day in the future or no date is refused.

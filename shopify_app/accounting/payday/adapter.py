@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ... import invoicing
-from .. import PAYDAY_RATES, Booked, Buyer, Journal, Note
+from .. import PAYDAY_RATES, Booked, Buyer, Journal, Note, local_day
 from . import api, customers, originals, stock
 
 
@@ -20,9 +20,7 @@ class PaydayAdapter:
 
     def __init__(self, settings, client: api.PaydayClient | None = None):
         self.settings = settings
-        self.client = client or api.PaydayClient(
-            api.base_url(settings.payday_environment), settings.payday_client_id, settings.payday_client_secret,
-            token_store=api.PostgresTokenStore(settings.shop_id))
+        self.client = client or api.PaydayClient.for_shop(settings)
 
     def bookable_rates(self) -> frozenset[Decimal]:
         return PAYDAY_RATES
@@ -41,7 +39,7 @@ class PaydayAdapter:
         match = self._customer(note.buyer)
         number, dated = (None, None) if manual else originals.original(self.client, _for_lookup(note), match.id)
         body = invoicing.invoice_body(
-            _fields(note), order_name=note.order_name, customer_id=match.id, today=invoicing.iceland_day(),
+            _fields(note), order_name=note.order_name, customer_id=match.id, today=local_day("payday"),
             payment_type=settings.payment_types.get(note.gateway or ""),
             send_email=settings.send_email and match.has_email, original_number=number, original_date=dated,
             keeps_stock=settings.payday_keeps_stock)

@@ -196,6 +196,12 @@ class PaydayClient:
         self._token_lock = threading.RLock()
 
     @classmethod
+    def for_shop(cls, settings, **kwargs) -> "PaydayClient":
+        """The shop's saved Payday connection (shop_settings.ShopSettings), its token kept in Postgres."""
+        return cls(base_url(settings.payday_environment), settings.payday_client_id, settings.payday_client_secret,
+                   token_store=PostgresTokenStore(settings.shop_id), **kwargs)
+
+    @classmethod
     def for_environment(cls, environment: str, client_id: str, client_secret: str, **kwargs) -> "PaydayClient":
         if environment not in BASE_URLS:
             raise ValueError(f"unknown Payday environment {environment!r}")

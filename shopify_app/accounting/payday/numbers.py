@@ -10,9 +10,8 @@ from itertools import groupby
 
 from ... import db, shop_settings, timeline
 from . import api as payday
-from .api import as_text
 from . import originals
-from .adapter import PaydayAdapter
+from .api import as_text
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def fetch_missing_numbers() -> int:
     for shop_id, group in groupby(rows, key=lambda r: r["shop_id"]):
         docs = list(group)
         try:
-            client = PaydayAdapter(shop_settings.load(shop_id)).client
+            client = payday.PaydayClient.for_shop(shop_settings.load(shop_id))
             waiting = [d for d in docs if not d["accounting_number"]]
             listed = _listed_numbers(client, waiting) if waiting else {}
         except payday.PaydayError as exc:

@@ -15,7 +15,8 @@ from decimal import Decimal, InvalidOperation
 
 from psycopg import errors as pg_errors
 
-from ... import db, invoicing
+from ... import db
+from .. import local_day
 from . import api as payday
 from .api import as_text
 
@@ -96,7 +97,7 @@ def window_days(doc: dict, today: date) -> tuple[date, date]:
     if doc.get("order_date"):
         anchor, back = doc["order_date"], DAYS_BEFORE_ORDER
     else:
-        heard = invoicing.iceland_day(doc["order_heard_at"]) if doc.get("order_heard_at") else today
+        heard = local_day("payday", doc["order_heard_at"]) if doc.get("order_heard_at") else today
         anchor, back = min(heard, doc.get("document_date") or today), LOOKBACK_DAYS
     start = anchor - timedelta(days=back)
     start -= timedelta(days=start.weekday())
@@ -112,7 +113,7 @@ def _window(client, doc: dict) -> dict | None:
 
     A window answers for an order only if it was read after Skilvís first heard of the order:
     the order, and the sale invoice made with it, existed when the list was read."""
-    start, end = window_days(doc, invoicing.iceland_day())
+    start, end = window_days(doc, local_day("payday"))
     key = (doc["shop_id"], client.token_key, start, end, doc.get("order_heard_at") or doc.get("created_at"))
     with db.transaction() as conn:
         found = _fresh_window(conn, *key)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from ... import db, documents, invoicing, timeline
+from ... import db, documents, timeline
 from ...decision import ITEM
+from .. import local_day
 from . import api as payday
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def record(conn, doc: dict, keeps_stock: bool) -> None:
     """The moves a document owes, noted with the document's `sent` (same transaction)."""
     if not keeps_stock or doc["trigger"] not in TRIGGERS:
         return
-    day = doc.get("document_date") or invoicing.iceland_day()
+    day = doc.get("document_date") or local_day("payday")
     for position, line in enumerate(doc["lines"], start=1):
         if line["kind"] == ITEM and line.get("sku") and int(line["quantity"]) < 0:
             conn.execute(
