@@ -85,7 +85,7 @@ def test_D1_worker_killed_between_the_payday_call_and_the_bookkeeping_leaves_no_
     [doc] = rows("SELECT status, accounting_id, accounting_number, attempts, last_error, last_error_kind, next_attempt_at, now() AS now FROM documents")
     # (Seen once in a while in a loaded full run, never alone: what the document and its order's
     # timeline say then is the lead.)
-    assert doc["status"] == "sent", (doc, rows("SELECT kind, detail, created_at FROM timeline ORDER BY id"))
+    assert doc["status"] == "sent", (doc, rows("SELECT kind, detail, at FROM timeline ORDER BY id"))
     assert doc["status"] == "sent" and doc["accounting_id"] == str(payday.invoices[0]["id"]) and doc["accounting_number"]
     assert [r["status"] for r in rows("SELECT status FROM cases")] == ["created"]
 
